@@ -1,0 +1,1 @@
+"""One module per resource; every module exposing `blp` is registered by the app factory."""

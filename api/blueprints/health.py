@@ -1,0 +1,33 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from flask import jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from api.auth import server
+
+blp = Blueprint("health", __name__, description="Liveness and readiness")
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.doc(security=[])
+    def get(self):
+        """The process is up."""
+        return jsonify(status="ok")
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.doc(security=[])
+    def get(self):
+        """The process can reach its database."""
+        try:
+            with server().engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            response = jsonify(status="unavailable", database=str(error).split("\n")[0])
+            response.status_code = 503
+            return response
+        return jsonify(status="ready", database="ok")

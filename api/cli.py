@@ -1,0 +1,199 @@
+"""The `bpm` command: serve, migrate, manage users and tokens, deploy, and start the worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from bpm.adapters.db import migrate
+from bpm.config import Settings
+from bpm.services import identity
+
+PROCESSES_DIR = Path(__file__).resolve().parent.parent / "processes"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    return args.handler(args) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bpm", description="BPMN process server for customer operations")
+    commands = parser.add_subparsers(metavar="command")
+
+    serve = commands.add_parser("serve", help="run the API server (embedded worker when no broker is set)")
+    serve.add_argument("--seed-demo", action="store_true", help="create demo users, tokens and data")
+    serve.add_argument("--workers", type=int, default=None, help="gunicorn worker processes")
+    serve.set_defaults(handler=_serve)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(handler=_migrate)
+
+    user = commands.add_parser("user", help="create a user").add_subparsers(metavar="action")
+    create = user.add_parser("create", help="create a user")
+    create.add_argument("username")
+    create.add_argument("--display-name", default="")
+    create.add_argument("--email")
+    create.add_argument("--roles", default="", help="comma-separated: admin,designer,approver,integrator")
+    create.add_argument("--groups", default="", help="comma-separated group names")
+    create.add_argument("--supervisor")
+    create.set_defaults(handler=_create_user)
+
+    group = commands.add_parser("group", help="create a group").add_subparsers(metavar="action")
+    group_create = group.add_parser("create")
+    group_create.add_argument("name")
+    group_create.add_argument("--display-name", default="")
+    group_create.set_defaults(handler=_create_group)
+
+    token = commands.add_parser("token", help="issue an API token").add_subparsers(metavar="action")
+    token_create = token.add_parser("create")
+    token_create.add_argument("username")
+    token_create.add_argument("--name", default="cli")
+    token_create.add_argument("--scopes", default=None, help="comma-separated scopes (default: unrestricted)")
+    token_create.set_defaults(handler=_create_token)
+
+    deploy = commands.add_parser("deploy", help="deploy BPMN files")
+    deploy.add_argument("files", nargs="+")
+    deploy.set_defaults(handler=_deploy)
+
+    commands.add_parser("seed-demo", help="create demo users and data").set_defaults(handler=_seed_demo)
+    for name in ("worker", "beat"):
+        production = commands.add_parser(name, help=f"run the Celery {name} (needs BPM_BROKER_URL)")
+        production.add_argument("extra", nargs=argparse.REMAINDER)
+        production.set_defaults(handler=_celery(name))
+    _plugin_commands(commands)
+    return parser
+
+
+def _plugin_commands(commands) -> None:
+    """Feature packages may add sub-commands with `register_commands(subparsers)` (simulate, ...)."""
+    for module_name in ("api.cli_extra",):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module.register_commands(commands)
+
+
+def _context():
+    from api.context import ServerContext
+
+    settings = Settings.from_env()
+    migrate(settings.database_url)
+    return ServerContext.build(settings)
+
+
+def _migrate(_args) -> int:
+    migrate(Settings.from_env().database_url)
+    print("schema is up to date")
+    return 0
+
+
+def _create_user(args) -> int:
+    context = _context()
+    command = identity.CreateUser(args.username, args.display_name, args.email, _split(args.groups),
+                                  _split(args.roles), args.supervisor)
+    identity.create_user(command, context.uow())
+    print(f"created user {args.username}")
+    return 0
+
+
+def _create_group(args) -> int:
+    identity.create_group(args.name, args.display_name, _context().uow())
+    print(f"created group {args.name}")
+    return 0
+
+
+def _create_token(args) -> int:
+    scopes = _split(args.scopes) if args.scopes is not None else None
+    _, token = identity.issue_token(identity.IssueToken(args.username, args.name, scopes), _context().uow())
+    print(token)
+    return 0
+
+
+def _deploy(args) -> int:
+    from bpm.domain.errors import DeploymentRejected
+    from bpm.services import definitions
+
+    context = _context()
+    failed = 0
+    for name in args.files:
+        try:
+            rows = definitions.deploy(definitions.DeployBpmn(Path(name).read_bytes(), name, "cli"), context.uow())
+            print(", ".join(f"{name}: {row.key} v{row.version}" for row in rows))
+        except DeploymentRejected as error:
+            failed += 1
+            print(f"{name}: rejected: {error.detail}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _seed_demo(_args) -> int:
+    from api import demo
+
+    demo.seed(_context(), PROCESSES_DIR, announce=print)
+    return 0
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _celery(kind: str):
+    def run(args) -> int:
+        from workers import celery_app
+
+        return celery_app.run_command(kind, args.extra)
+
+    return run
+
+
+# --- serve ---------------------------------------------------------------------------------------------------------
+
+
+def _serve(args) -> int:
+    from api import demo
+
+    context = _context()
+    settings = context.settings
+    if settings.bootstrap_admin_token and identity.bootstrap_admin(settings.bootstrap_admin_token, context.uow()):
+        print("created user 'admin' with the token from BPM_BOOTSTRAP_ADMIN_TOKEN")
+    demo.deploy_shipped_processes(context, PROCESSES_DIR, announce=print)
+    if args.seed_demo:
+        demo.seed(context, PROCESSES_DIR, announce=print)
+    context.engine.dispose()
+    workers = args.workers or (1 if settings.embedded else int(os.environ.get("BPM_WEB_WORKERS", "4")))
+    print(f"serving on http://{settings.host}:{settings.port}  (API docs: /api/docs, "
+          f"{'embedded worker and scheduler' if settings.embedded else 'broker ' + settings.broker_url})",
+          flush=True)
+    return _gunicorn(settings, workers)
+
+
+def _gunicorn(settings: Settings, workers: int) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from api import create_app
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 8 if settings.embedded else 4)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", os.environ.get("BPM_ACCESS_LOG") or None)
+            self.cfg.set("timeout", 60)
+
+        def load(self):
+            return create_app(settings, start_background=settings.embedded)
+
+    Server().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

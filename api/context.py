@@ -1,0 +1,30 @@
+"""What a request needs from the server: settings, the database engine, the clock, a unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from bpm.adapters.db import make_engine
+from bpm.adapters.unit_of_work import UnitOfWork, session_factory
+from bpm.clock import Clock, ManualClock, SystemClock
+from bpm.config import Settings
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    engine: Engine
+    sessions: Any
+    clock: Clock
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> ServerContext:
+        engine = make_engine(settings.database_url)
+        clock = clock or (ManualClock() if settings.clock == "manual" else SystemClock())
+        return cls(settings, engine, session_factory(engine), clock)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.clock, self.settings)

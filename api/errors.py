@@ -1,0 +1,88 @@
+"""One place maps domain errors and HTTP errors to RFC 7807 problem+json responses."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from bpm.domain import errors
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+STATUS = {
+    errors.NotFound: 404,
+    errors.InvalidTransition: 409,
+    errors.ConcurrencyConflict: 409,
+    errors.IdempotencyConflict: 409,
+    errors.ValidationFailed: 422,
+    errors.PayloadTooLarge: 413,
+    errors.DeploymentRejected: 422,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+}
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+          409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable entity",
+          429: "Too many requests", 500: "Internal server error"}
+
+
+def problem(status: int, detail: str, type_: str = "about:blank", **extra):
+    body = {"type": type_, "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.content_type = PROBLEM
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="bpm"'
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(errors.DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _domain_error(error: errors.DomainError):
+    status = _status_of(error)
+    extra = {k: v for k, v in error.extra.items() if v is not None}
+    if isinstance(error, errors.ValidationFailed) and error.errors:
+        extra["errors"] = error.errors
+    if isinstance(error, errors.DeploymentRejected):
+        extra["problems"] = error.problems
+    return problem(status, error.detail, f"urn:bpm:problem:{error.code}", **extra)
+
+
+def _status_of(error: errors.DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def _http_error(error: HTTPException):
+    status = error.code or 500
+    extra = {}
+    data = getattr(error, "data", None) or {}
+    if data.get("messages"):  # webargs/marshmallow validation: field -> messages, per location
+        extra["errors"] = _flatten_locations(data["messages"])
+        detail = "the request is invalid: " + ", ".join(sorted(extra["errors"]))
+    else:
+        detail = error.description or TITLES.get(status, "")
+    return problem(status, detail, **extra)
+
+
+def _flatten_locations(messages: dict) -> dict:
+    flat = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def _unexpected(error: Exception):
+    log.exception("unhandled error", exc_info=error)
+    return problem(500, "an unexpected error occurred; it has been logged")

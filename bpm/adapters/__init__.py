@@ -1,0 +1,1 @@
+"""Adapters: storage (SQLAlchemy), migrations and other outside-world concerns of the core."""

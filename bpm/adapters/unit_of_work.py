@@ -1,0 +1,73 @@
+"""The unit of work owns the transaction: a service opens it, changes things, and commits once.
+
+Leaving the block without commit() rolls everything back, so a failing command leaves no half-written state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from bpm.clock import Clock, SystemClock
+from bpm.domain.errors import ConcurrencyConflict
+
+
+class UnitOfWork:
+    def __init__(self, session_factory: Callable[[], Session], clock: Clock | None = None, settings=None):
+        self.session_factory = session_factory
+        self.clock = clock or SystemClock()
+        self.settings = settings
+        self.session: Session | None = None
+        self.events: list[Any] = []
+        self._depth = 0
+
+    def __enter__(self) -> UnitOfWork:
+        # Re-entrant: a service called from another service joins the outer transaction.
+        if self._depth == 0:
+            self.session = self.session_factory()
+            self.events = []
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            # close() rolls back whatever was not committed and detaches objects without expiring them,
+            # so callers can still read what a service returned.
+            self.session.close()
+            self.session = None
+
+    def commit(self) -> None:
+        if self._depth > 1:
+            return
+        from bpm.services import handlers  # late: handlers import the services
+
+        handlers.dispatch(self)
+        try:
+            self.session.commit()
+        except StaleDataError as error:
+            self.session.rollback()
+            raise ConcurrencyConflict("the instance was changed by another request; reload and retry") from error
+
+    def flush(self) -> None:
+        try:
+            self.session.flush()
+        except StaleDataError as error:
+            self.session.rollback()
+            raise ConcurrencyConflict("the instance was changed by another request; reload and retry") from error
+
+    def rollback(self) -> None:
+        if self.session is not None:
+            self.session.rollback()
+
+    def publish(self, event: Any) -> None:
+        """Record a domain event; handlers turn events into rows of this same transaction at commit."""
+        self.events.append(event)
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,46 @@
+"""Settings read once from the environment, so every process (api, worker, beat) is configured the same way."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'bpm.sqlite'}"
+    broker_url: str = ""  # empty: embedded in-process worker and scheduler
+    host: str = "127.0.0.1"
+    port: int = 8000
+    bootstrap_admin_token: str = ""
+    clock: str = "system"  # "system" or "manual"
+    allow_scripts: str = ""  # "" (script tasks refused at deploy) or "restricted"
+    max_upload_bytes: int = 5_000_000
+    var_dir: Path = DEFAULT_VAR_DIR
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        var_dir = Path(env.get("BPM_VAR_DIR", str(DEFAULT_VAR_DIR)))
+        return cls(
+            database_url=env.get("BPM_DATABASE_URL") or f"sqlite:///{var_dir / 'bpm.sqlite'}",
+            broker_url=env.get("BPM_BROKER_URL", ""),
+            host=env.get("BPM_HOST", "127.0.0.1"),
+            port=int(env.get("BPM_PORT", "8000")),
+            bootstrap_admin_token=env.get("BPM_BOOTSTRAP_ADMIN_TOKEN", ""),
+            clock=env.get("BPM_CLOCK", "system"),
+            allow_scripts=env.get("BPM_ALLOW_SCRIPTS", ""),
+            max_upload_bytes=int(env.get("BPM_MAX_UPLOAD_BYTES", "5000000")),
+            var_dir=var_dir,
+        )
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url

@@ -1,0 +1,1 @@
+"""Plain-Python domain: errors, commands and rules that know nothing of storage or transport."""

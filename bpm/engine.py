@@ -1,0 +1,667 @@
+"""The one adapter around SpiffWorkflow: compile uploaded BPMN, run instances, snapshot their state.
+
+Everything SpiffWorkflow does dangerously by default is replaced here:
+- expressions go through bpm.expressions (no eval), scripts are refused unless a restricted mode is on;
+- uploaded XML is parsed hardened, XSD-validated and linted before the engine sees it;
+- timer arithmetic reads the injected Clock instead of the wall clock;
+- instance JSON carries only the instance: the spec is stored once per definition version.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import contextvars
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator, full_tag
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.user_task import UserTask
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from bpm import bpmn_xml, expressions
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+ACTIVITI_NS = "http://activiti.org/bpmn"
+ASSIGNMENT_ATTRIBUTES = ("assignee", "candidateGroups", "candidateUsers", "dueDate", "priority", "formKey")
+GATEWAY_TYPES = ("exclusiveGateway", "inclusiveGateway")
+TIMER_KINDS = ("timeDuration", "timeDate", "timeCycle")
+EXPRESSION_TAGS = ("conditionExpression", "completionCondition", "loopCardinality", "condition")
+
+
+class EngineError(Exception):
+    """A BPMN element failed at run time (an expression error, an unknown message ...)."""
+
+    def __init__(self, message: str, element_id: str | None = None, element_name: str | None = None):
+        super().__init__(message)
+        self.element_id = element_id
+        self.element_name = element_name
+
+
+class CompileError(Exception):
+    def __init__(self, problems: list[bpmn_xml.Problem], too_large: bool = False):
+        super().__init__(problems[0].message if problems else "invalid BPMN")
+        self.problems = problems
+        self.too_large = too_large
+
+
+# --- time: SpiffWorkflow's timer module asks datetime.now(); we answer from the command's clock ---------------
+
+_clock_now: contextvars.ContextVar[Callable[[], datetime] | None] = contextvars.ContextVar("clock", default=None)
+
+
+class _ClockDatetime(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        source = _clock_now.get()
+        moment = source() if source is not None else datetime.now(UTC)
+        return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
+
+
+spiff_timer.datetime = _ClockDatetime
+
+
+@contextlib.contextmanager
+def clock_context(now: Callable[[], datetime]) -> Iterator[None]:
+    token = _clock_now.set(now)
+    try:
+        yield
+    finally:
+        _clock_now.reset(token)
+
+
+# --- parsing -------------------------------------------------------------------------------------------------
+
+
+class AssignableUserTaskParser(UserTaskParser):
+    """Reads the assignment attributes designers set in Camunda Modeler (SpiffWorkflow ignores them)."""
+
+    def parse_extensions(self, node=None):
+        extensions = super().parse_extensions(node)
+        for namespace in (CAMUNDA_NS, ACTIVITI_NS):
+            for attribute in ASSIGNMENT_ATTRIBUTES:
+                value = self.node.get(f"{{{namespace}}}{attribute}")
+                if value is not None:
+                    extensions.setdefault(attribute, value)
+        return extensions
+
+
+class ServerParser(CamundaParser):
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("userTask"): (AssignableUserTaskParser, UserTask),
+    }
+
+
+_VALIDATOR: BpmnValidator | None = None
+
+
+def _validator() -> BpmnValidator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        _VALIDATOR = BpmnValidator()
+    return _VALIDATOR
+
+
+# --- expressions and scripts -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    gateway_id: str
+    gateway_name: str | None
+    expression: str
+    values: dict[str, Any]
+    result: Any
+
+
+class SafeEnvironment(BasePythonScriptEngineEnvironment):
+    """Evaluates with the safe evaluator; runs scripts only in the restricted mode (assignments only)."""
+
+    def __init__(self, allow_scripts: bool = False):
+        super().__init__({})
+        self.allow_scripts = allow_scripts
+
+    def evaluate(self, expression, context, external_context=None):
+        variables = {**(external_context or {}), **context}
+        return expressions.evaluate(expression, variables)[0]
+
+    def execute(self, script, context, external_context=None):
+        if not self.allow_scripts:
+            raise expressions.ExpressionError("script tasks are disabled on this server")
+        run_restricted_script(script, {**(external_context or {}), **context}, context)
+        return True
+
+
+def run_restricted_script(script: str, variables: dict, target: dict) -> None:
+    """Restricted mode: each statement must be `name = <safe expression>`; nothing else runs."""
+    for statement in ast.parse(script).body:
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)):
+            raise expressions.ExpressionError(
+                f"line {statement.lineno}: only 'name = expression' statements are allowed in restricted scripts")
+        name = statement.targets[0].id
+        if name.startswith("_"):
+            raise expressions.ExpressionError(f"line {statement.lineno}: names starting with '_' are not allowed")
+        value, _ = expressions.evaluate(ast.unparse(statement.value), variables)
+        variables[name] = value
+        target[name] = value
+
+
+class RecordingScriptEngine(PythonScriptEngine):
+    """Evaluates safely and records every gateway condition (expression, values read, result)."""
+
+    def __init__(self, allow_scripts: bool = False):
+        super().__init__(environment=SafeEnvironment(allow_scripts))
+        self.decisions: list[Decision] = []
+
+    def evaluate(self, task, expression, external_context=None):
+        variables = {**(external_context or {}), **task.data}
+        try:
+            result, values = expressions.evaluate(expression, variables)
+        except expressions.ExpressionError as error:
+            raise EngineError(f"expression '{expression}' failed: {error}",
+                              task.task_spec.bpmn_id, task.task_spec.bpmn_name) from error
+        if _is_gateway(task.task_spec):
+            self.decisions.append(Decision(task.task_spec.bpmn_id, task.task_spec.bpmn_name, expression,
+                                           _jsonable(values), _jsonable(result)))
+        return result
+
+    def take_decisions(self) -> list[Decision]:
+        decisions, self.decisions = self.decisions, []
+        return decisions
+
+
+def _is_gateway(task_spec) -> bool:
+    return type(task_spec).__name__ in ("ExclusiveGateway", "InclusiveGateway")
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+# --- serialization: instance JSON without the spec ---------------------------------------------------------------
+
+_current_specs: contextvars.ContextVar[tuple[Any, dict]] = contextvars.ContextVar("specs")
+
+
+class InstanceOnlyConverter(BpmnWorkflowConverter):
+    """Serializes a workflow without its spec; restores it with the spec of its definition version."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct):
+        spec, subprocess_specs = _current_specs.get()
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _make_serializer(workflow_converter) -> BpmnWorkflowSerializer:
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = workflow_converter
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+
+
+SPEC_SERIALIZER = _make_serializer(BpmnWorkflowConverter)
+INSTANCE_SERIALIZER = _make_serializer(InstanceOnlyConverter)
+
+
+# --- compile (deploy time) ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledProcess:
+    key: str
+    name: str
+    spec_json: str
+    model: dict[str, Any]
+
+
+@dataclass
+class CompileOptions:
+    allow_scripts: bool = False
+    max_bytes: int = 5_000_000
+
+
+def compile_bpmn(data: bytes, options: CompileOptions | None = None) -> tuple[str, list[CompiledProcess]]:
+    """Validate and parse an upload; returns the (normalised) XML text and one compiled spec per process."""
+    options = options or CompileOptions()
+    tree = _parse_upload(data, options.max_bytes)
+    original = copy.deepcopy(tree)
+    problems = bpmn_xml.lint(tree)
+    if not options.allow_scripts:
+        problems += bpmn_xml.script_tasks(tree)
+    problems += _translate_expressions(tree)
+    problems += _check_assignments(tree)
+    if problems:
+        raise CompileError(problems)
+    process_ids = bpmn_xml.executable_process_ids(tree)
+    if not process_ids:
+        raise CompileError([bpmn_xml.Problem("no-executable-process",
+                                             "the file has no executable process (isExecutable=\"true\")",
+                                             element_type="process")])
+    parser = _parse_with_engine(tree)
+    compiled = [_compile_process(parser, tree, original, pid) for pid in process_ids]
+    return etree.tostring(original, encoding="unicode"), compiled
+
+
+def _parse_upload(data: bytes, max_bytes: int):
+    try:
+        return bpmn_xml.parse_secure(data, max_bytes=max_bytes)
+    except bpmn_xml.PayloadTooLarge as error:
+        raise CompileError(error.problems, too_large=True) from error
+    except bpmn_xml.BpmnRejected as error:
+        raise CompileError(error.problems) from error
+
+
+def _translate_expressions(tree) -> list[bpmn_xml.Problem]:
+    """Rewrite Camunda `${...}` conditions and bare ISO timer literals into our safe expression syntax."""
+    problems = []
+    for element in tree.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in EXPRESSION_TAGS + TIMER_KINDS)):
+        tag = etree.QName(element).localname
+        problems += _translate_one(element, tag)
+    return problems
+
+
+def _translate_one(element, tag: str) -> list[bpmn_xml.Problem]:
+    text = (element.text or "").strip()
+    owner = element.getparent()
+    if tag in TIMER_KINDS:
+        owner = owner.getparent()
+    language = element.get("language")
+    try:
+        if language and "python" not in language.lower() and "juel" not in language.lower():
+            raise expressions.ExpressionError(f"{tag} language '{language}' is not supported")
+        if not text:
+            return [] if tag == "conditionExpression" else _empty_expression(owner, tag)
+        element.text = (expressions.normalize_timer(text, tag) if tag in TIMER_KINDS
+                        else expressions.translate_camunda(text))
+    except expressions.ExpressionError as error:
+        return [bpmn_xml.Problem("expression", f"{tag} '{text}': {error}", owner.get("id"),
+                                 etree.QName(owner).localname, element.sourceline)]
+    return []
+
+
+def _check_assignments(tree) -> list[bpmn_xml.Problem]:
+    """Assignment attributes may be literals or `${...}`; untranslatable expressions are refused at deploy."""
+    problems = []
+    for task in tree.iter(f"{{{BPMN_NS}}}userTask"):
+        for namespace in (CAMUNDA_NS, ACTIVITI_NS):
+            for attribute in ("assignee", "candidateGroups", "candidateUsers", "dueDate", "priority"):
+                value = task.get(f"{{{namespace}}}{attribute}")
+                if value is None:
+                    continue
+                try:
+                    check_assignment_text(value)
+                except expressions.ExpressionError as error:
+                    problems.append(bpmn_xml.Problem("expression", f"{attribute} '{value}': {error}",
+                                                     task.get("id"), "userTask", task.sourceline))
+    return problems
+
+
+def _empty_expression(owner, tag):
+    return [bpmn_xml.Problem("expression", f"{tag} is empty", owner.get("id"), etree.QName(owner).localname,
+                             owner.sourceline)]
+
+
+def _parse_with_engine(tree) -> ServerParser:
+    parser = ServerParser(validator=_validator())
+    try:
+        parser.add_bpmn_xml(tree, filename="upload.bpmn")
+    except ValidationException as error:
+        raise CompileError([_problem_from_validation(error)]) from error
+    except (SpiffWorkflowException, KeyError, TypeError, ValueError) as error:
+        raise CompileError([bpmn_xml.Problem("bpmn-invalid", f"the engine cannot read this file: {error}")]) from error
+    return parser
+
+
+def _problem_from_validation(error: ValidationException) -> bpmn_xml.Problem:
+    tag = getattr(error, "tag", None)
+    element_type = etree.QName(tag).localname if tag and tag.startswith("{") else tag
+    message = str(error).split("\n")[0]
+    return bpmn_xml.Problem("bpmn-invalid", message, getattr(error, "id", None) or None, element_type or None,
+                            getattr(error, "line_number", None) or None)
+
+
+def _compile_process(parser: ServerParser, tree, original, process_id: str) -> CompiledProcess:
+    try:
+        spec = parser.get_spec(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id)
+    except ValidationException as error:
+        raise CompileError([_problem_from_validation(error)]) from error
+    except (SpiffWorkflowException, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CompileError([bpmn_xml.Problem("bpmn-invalid", f"process '{process_id}': {error}",
+                                             process_id, "process")]) from error
+    spec_json = json.dumps({
+        "spec": SPEC_SERIALIZER.to_dict(spec),
+        "subprocess_specs": {name: SPEC_SERIALIZER.to_dict(s) for name, s in subprocess_specs.items()},
+    })
+    model = describe_process(tree, process_id, original)
+    return CompiledProcess(process_id, spec.description or spec.name, spec_json, model)
+
+
+def describe_process(tree, process_id: str, original=None) -> dict[str, Any]:
+    """What the server needs to know about elements without deserializing a spec: names, tasks, gateways.
+
+    `tree` holds the translated expressions (what the engine evaluates), `original` what the designer wrote.
+    """
+    process = tree.getroot().find(f"{{{BPMN_NS}}}process[@id='{process_id}']")
+    elements, user_tasks, gateways = {}, {}, {}
+    flows = {f.get("id"): f for f in process.iter(f"{{{BPMN_NS}}}sequenceFlow")}
+    sources = _condition_sources(original if original is not None else tree)
+    for element in process.iter():
+        if not isinstance(element.tag, str) or element.get("id") is None:
+            continue
+        kind = etree.QName(element).localname
+        elements[element.get("id")] = {"type": kind, "name": element.get("name")}
+        if kind == "userTask":
+            user_tasks[element.get("id")] = _describe_user_task(element)
+        if kind in GATEWAY_TYPES:
+            gateways[element.get("id")] = _describe_gateway(element, flows, sources)
+    lanes = {ref.text: lane.get("name") for lane in process.iter(f"{{{BPMN_NS}}}lane")
+             for ref in lane.iter(f"{{{BPMN_NS}}}flowNodeRef")}
+    for task_id, task in user_tasks.items():
+        task["lane"] = lanes.get(task_id)
+    return {"elements": elements, "user_tasks": user_tasks, "gateways": gateways}
+
+
+def _describe_user_task(element) -> dict[str, Any]:
+    described = {"name": element.get("name")}
+    for namespace in (CAMUNDA_NS, ACTIVITI_NS):
+        for attribute in ASSIGNMENT_ATTRIBUTES:
+            value = element.get(f"{{{namespace}}}{attribute}")
+            if value is not None:
+                described.setdefault(attribute, value)
+    properties = element.findall(f".//{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property")
+    described["properties"] = {p.get("name"): p.get("value") for p in properties}
+    return described
+
+
+def _condition_sources(tree) -> dict[str, str]:
+    sources = {}
+    for flow in tree.getroot().iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        condition = flow.find(f"{{{BPMN_NS}}}conditionExpression")
+        if condition is not None and condition.text:
+            sources[flow.get("id")] = condition.text.strip()
+    return sources
+
+
+def _describe_gateway(element, flows, sources) -> dict[str, Any]:
+    outgoing = [flow for flow in flows.values() if flow.get("sourceRef") == element.get("id")]
+    described = []
+    for flow in outgoing:
+        condition = flow.find(f"{{{BPMN_NS}}}conditionExpression")
+        described.append({"id": flow.get("id"), "name": flow.get("name"), "target": flow.get("targetRef"),
+                          "condition": condition.text.strip() if condition is not None and condition.text else None,
+                          "source": sources.get(flow.get("id"))})
+    return {"type": etree.QName(element).localname, "name": element.get("name"),
+            "default": element.get("default"), "flows": described}
+
+
+# --- run time ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OpenTask:
+    id: str
+    element_id: str
+    name: str | None
+    lane: str | None
+    extensions: dict[str, Any]
+    data: dict[str, Any]
+
+
+@dataclass
+class WaitingTimer:
+    task_id: str
+    element_id: str
+    kind: str
+    due_at: datetime
+
+
+@dataclass
+class Snapshot:
+    state_json: str
+    completed: bool
+    open_tasks: list[OpenTask]
+    timers: list[WaitingTimer]
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class ProcessRuntime:
+    """A deployed definition version, parsed once and shared by every instance of that version."""
+
+    def __init__(self, spec_json: str, allow_scripts: bool = False):
+        specs = json.loads(spec_json)
+        self.spec = SPEC_SERIALIZER.from_dict(specs["spec"])
+        self.subprocess_specs = {name: SPEC_SERIALIZER.from_dict(s) for name, s in specs["subprocess_specs"].items()}
+        self.allow_scripts = allow_scripts
+
+    def new_workflow(self) -> BpmnWorkflow:
+        return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=RecordingScriptEngine(self.allow_scripts))
+
+    def restore(self, state_json: str) -> BpmnWorkflow:
+        token = _current_specs.set((self.spec, self.subprocess_specs))
+        try:
+            workflow = INSTANCE_SERIALIZER.deserialize_json(state_json)
+        finally:
+            _current_specs.reset(token)
+        workflow.script_engine = RecordingScriptEngine(self.allow_scripts)
+        return workflow
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn the engine's exceptions into EngineError naming the BPMN element."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except (SpiffWorkflowException, expressions.ExpressionError, WorkflowException) as error:
+        task = getattr(error, "task", None)
+        spec = getattr(task, "task_spec", None) or getattr(error, "task_spec", None)
+        inner = getattr(error, "error", None) or getattr(error, "exception", None)
+        if isinstance(inner, EngineError):
+            raise inner from error
+        raise EngineError(str(error).split("\n")[0], getattr(spec, "bpmn_id", None),
+                          getattr(spec, "bpmn_name", None)) from error
+    except RecursionError as error:
+        raise EngineError("the process did not settle (an endless loop of automatic steps?)") from error
+
+
+def start(workflow: BpmnWorkflow, variables: Mapping[str, Any]) -> None:
+    with engine_errors():
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(variables)
+        run_engine(workflow)
+
+
+MAX_ENGINE_ROUNDS = 10_000
+
+
+def run_engine(workflow: BpmnWorkflow) -> None:
+    """do_engine_steps, bounded: a process made only of automatic steps that loop forever is stopped."""
+    with engine_errors():
+        rounds = 0
+        while workflow._do_engine_steps():
+            rounds += 1
+            if rounds > MAX_ENGINE_ROUNDS:
+                raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+        workflow.refresh_timers()
+        while workflow._do_engine_steps():
+            rounds += 1
+            if rounds > MAX_ENGINE_ROUNDS:
+                raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+
+
+def find_ready_task(workflow: BpmnWorkflow, task_id: str):
+    try:
+        task = workflow.get_task_from_id(UUID(task_id))
+    except (ValueError, TaskNotFound):
+        return None
+    return task if task is not None and task.state == TaskState.READY and task.task_spec.manual else None
+
+
+try:  # SpiffWorkflow raises its own TaskNotFoundException for unknown ids
+    from SpiffWorkflow.exceptions import TaskNotFoundException as TaskNotFound
+except ImportError:  # pragma: no cover
+    TaskNotFound = KeyError
+
+
+def complete(workflow: BpmnWorkflow, task_id: str, variables: Mapping[str, Any]) -> None:
+    task = find_ready_task(workflow, task_id)
+    if task is None:
+        raise EngineError("the task is not ready in this instance")
+    with engine_errors():
+        task.data.update(variables)
+        task.run()
+        run_engine(workflow)
+
+
+def fire_timers(workflow: BpmnWorkflow) -> None:
+    with engine_errors():
+        workflow.refresh_timers()
+        run_engine(workflow)
+
+
+def cancel(workflow: BpmnWorkflow) -> None:
+    workflow.cancel()
+
+
+def snapshot(workflow: BpmnWorkflow) -> Snapshot:
+    state = INSTANCE_SERIALIZER.serialize_json(workflow)
+    decisions = workflow.script_engine.take_decisions() if hasattr(workflow.script_engine, "take_decisions") else []
+    return Snapshot(state, workflow.is_completed(), open_tasks(workflow), waiting_timers(workflow), decisions)
+
+
+def open_tasks(workflow: BpmnWorkflow) -> list[OpenTask]:
+    return [
+        OpenTask(str(task.id), task.task_spec.bpmn_id, task.task_spec.bpmn_name, task.task_spec.lane,
+                 dict(getattr(task.task_spec, "extensions", {}) or {}), task.data)
+        for task in workflow.get_tasks(state=TaskState.READY, manual=True)
+    ]
+
+
+def waiting_timers(workflow: BpmnWorkflow) -> list[WaitingTimer]:
+    timers = []
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if not isinstance(definition, TimerEventDefinition):
+            continue
+        due = _timer_due(task.internal_data.get("event_value"))
+        if due is not None:
+            timers.append(WaitingTimer(str(task.id), task.task_spec.bpmn_id, type(definition).__name__, due))
+    return timers
+
+
+def _timer_due(event_value: Any) -> datetime | None:
+    if isinstance(event_value, dict):
+        event_value = event_value.get("next") if event_value.get("cycles", 0) != 0 else None
+    if not event_value:
+        return None
+    due = TimerEventDefinition.get_datetime(event_value) if isinstance(event_value, str) else event_value
+    return due.astimezone(UTC)
+
+
+def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The instance's variables: the end state if completed, else the data of the tasks it waits in."""
+    if workflow.is_completed() and workflow.last_task is not None:
+        return dict(workflow.last_task.data)
+    merged: dict[str, Any] = {}
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+        merged.update(task.data)
+    return merged
+
+
+def completed_elements(workflow: BpmnWorkflow) -> list[str]:
+    """BPMN ids of the elements the instance has passed through, in completion order (the path taken)."""
+    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
+    for subprocess in workflow.subprocesses.values():
+        finished += [t for t in subprocess.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
+    return [t.task_spec.bpmn_id for t in sorted(finished, key=lambda t: t.last_state_change)]
+
+
+# --- assignment expressions on user tasks ---------------------------------------------------------------------
+
+_DATETIME_IDIOM = re.compile(r"^\$\{\s*dateTime\(\)\.plus(Minutes|Hours|Days|Weeks)\((\d+)\)\.toDate\(\)\s*\}$")
+_IDIOM_UNITS = {"Minutes": "minutes", "Hours": "hours", "Days": "days", "Weeks": "weeks"}
+
+
+def resolve_value(text: str | None, data: Mapping[str, Any]) -> Any:
+    """Resolve an assignment attribute: a literal, or a `${...}` expression over the task's data."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not (text.startswith("${") or text.startswith("#{")):
+        return text
+    result, _ = expressions.evaluate(expressions.translate_camunda(text), data)
+    return result
+
+
+def resolve_list(text: str | None, data: Mapping[str, Any]) -> list[str]:
+    value = resolve_value(text, data)
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, set)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def resolve_due(text: str | None, data: Mapping[str, Any], now: datetime) -> datetime | None:
+    """A due date: ISO date-time, ISO duration from now (P2D), Camunda's dateTime().plusDays(n) idiom, or ${var}."""
+    if not text:
+        return None
+    idiom = _DATETIME_IDIOM.match(text.strip())
+    if idiom:
+        return now + timedelta(**{_IDIOM_UNITS[idiom.group(1)]: int(idiom.group(2))})
+    value = resolve_value(text, data)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = str(value).strip()
+    if value.startswith("P"):
+        return now + TimerEventDefinition.get_timedelta_from_start(TimerEventDefinition.parse_iso_duration(value),
+                                                                   now)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_assignment_text(text: str) -> None:
+    """Deploy-time check of an assignment attribute (raises ExpressionError)."""
+    text = text.strip()
+    if _DATETIME_IDIOM.match(text):
+        return
+    if text.startswith("${") or text.startswith("#{"):
+        expressions.translate_camunda(text)

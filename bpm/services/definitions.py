@@ -1,0 +1,131 @@
+"""Deploying BPMN: validate at upload, store a new version per process key, parse each version once."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from bpm import engine
+from bpm.adapters.orm import ProcessDefinition
+from bpm.adapters.unit_of_work import UnitOfWork
+from bpm.domain.errors import ConcurrencyConflict, DeploymentRejected, NotFound, PayloadTooLarge
+
+
+@dataclass
+class DeployBpmn:
+    data: bytes
+    filename: str = "upload.bpmn"
+    actor: str | None = None
+
+
+def compile_options(uow: UnitOfWork) -> engine.CompileOptions:
+    settings = uow.settings
+    if settings is None:
+        return engine.CompileOptions()
+    return engine.CompileOptions(allow_scripts=settings.allow_scripts == "restricted",
+                                 max_bytes=settings.max_upload_bytes)
+
+
+def deploy(cmd: DeployBpmn, uow: UnitOfWork) -> list[ProcessDefinition]:
+    """Compile first (nothing is stored if any process fails), then store one new version per process."""
+    xml, compiled = _compile(cmd, compile_options(uow))
+    checksum = hashlib.sha256(cmd.data).hexdigest()
+    with uow:
+        rows = [_new_version(uow, process, xml, checksum, cmd.actor) for process in compiled]
+        try:
+            uow.commit()
+        except IntegrityError as error:
+            raise ConcurrencyConflict("another deployment of the same process key won the race; retry") from error
+        return rows
+
+
+def _compile(cmd: DeployBpmn, options: engine.CompileOptions):
+    try:
+        return engine.compile_bpmn(cmd.data, options)
+    except engine.CompileError as error:
+        problems = [p.to_dict() for p in error.problems]
+        kind = PayloadTooLarge if error.too_large else DeploymentRejected
+        raise kind(f"{cmd.filename}: {_summary(error.problems)}", problems) from error
+
+
+def _summary(problems) -> str:
+    first = problems[0]
+    where = f" ({first.element_type or 'element'} '{first.element_id}'" if first.element_id else ""
+    where += f", line {first.line})" if where and first.line else (")" if where else "")
+    more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+    return f"{first.message}{where}{more}"
+
+
+def _new_version(uow, process: engine.CompiledProcess, xml: str, checksum: str, actor: str | None):
+    latest = uow.session.scalar(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == process.key))
+    row = ProcessDefinition(key=process.key, version=(latest or 0) + 1, name=process.name, bpmn_xml=xml,
+                            spec_json=process.spec_json, model=process.model, checksum=checksum,
+                            deployed_by=actor, deployed_at=uow.clock.now())
+    uow.session.add(row)
+    uow.session.flush()
+    return row
+
+
+def latest_definition(uow: UnitOfWork, key: str) -> ProcessDefinition:
+    row = uow.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                             .order_by(ProcessDefinition.version.desc()).limit(1))
+    if row is None:
+        raise NotFound(f"process definition '{key}' not found")
+    return row
+
+
+def get_definition(uow: UnitOfWork, key: str, version: int | None = None) -> ProcessDefinition:
+    if version is None:
+        return latest_definition(uow, key)
+    row = uow.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key,
+                                                             ProcessDefinition.version == version))
+    if row is None:
+        raise NotFound(f"version {version} of process definition '{key}' not found")
+    return row
+
+
+def list_latest(uow: UnitOfWork) -> list[ProcessDefinition]:
+    newest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
+              .group_by(ProcessDefinition.key).subquery())
+    query = select(ProcessDefinition).join(newest, (ProcessDefinition.key == newest.c.key)
+                                           & (ProcessDefinition.version == newest.c.version))
+    return list(uow.session.scalars(query.order_by(ProcessDefinition.key)))
+
+
+def list_versions(uow: UnitOfWork, key: str) -> list[ProcessDefinition]:
+    rows = list(uow.session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                                    .order_by(ProcessDefinition.version)))
+    if not rows:
+        raise NotFound(f"process definition '{key}' not found")
+    return rows
+
+
+# Parsed specs per definition version: definitions never change, so a process keeps each one it has used.
+_RUNTIMES: OrderedDict[tuple[int, str, bool], engine.ProcessRuntime] = OrderedDict()
+_RUNTIMES_LOCK = threading.Lock()
+MAX_CACHED_RUNTIMES = 256
+
+
+def runtime_for(definition: ProcessDefinition, allow_scripts: bool = False) -> engine.ProcessRuntime:
+    key = (definition.id, definition.checksum, allow_scripts)
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(key)
+        if runtime is not None:
+            _RUNTIMES.move_to_end(key)
+            return runtime
+    runtime = engine.ProcessRuntime(definition.spec_json, allow_scripts)
+    with _RUNTIMES_LOCK:
+        _RUNTIMES[key] = runtime
+        while len(_RUNTIMES) > MAX_CACHED_RUNTIMES:
+            _RUNTIMES.popitem(last=False)
+    return runtime
+
+
+def clear_runtime_cache() -> None:
+    with _RUNTIMES_LOCK:
+        _RUNTIMES.clear()

@@ -1,0 +1,218 @@
+"""Starting, reading and cancelling process instances."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bpm import engine
+from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task
+from bpm.adapters.unit_of_work import UnitOfWork
+from bpm.domain import events
+from bpm.domain.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from bpm.domain.model import Actor
+from bpm.services import definitions
+from bpm.services.projection import apply_snapshot, record
+
+
+@dataclass
+class StartInstance:
+    process_key: str
+    actor: Actor
+    business_key: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class StartResult:
+    instance: ProcessInstance
+    created: bool
+
+
+def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
+    _require(cmd.actor, "start")
+    request_hash = _request_hash(cmd)
+    with uow:
+        if cmd.idempotency_key:
+            existing = _find_idempotent(uow, cmd, request_hash)
+            if existing is not None:
+                return StartResult(existing, created=False)
+        definition = definitions.get_definition(uow, cmd.process_key, cmd.version)
+        instance = _run_new_instance(uow, definition, cmd, request_hash)
+        try:
+            uow.commit()
+        except IntegrityError as error:  # a concurrent request with the same Idempotency-Key won
+            raise IdempotencyConflict("a request with this Idempotency-Key is being processed; retry") from error
+        return StartResult(instance, created=True)
+
+
+def _run_new_instance(uow, definition: ProcessDefinition, cmd: StartInstance, request_hash: str):
+    runtime = definitions.runtime_for(definition, _scripts_allowed(uow))
+    workflow = runtime.new_workflow()
+    with engine.clock_context(uow.clock.now):
+        _run(lambda: engine.start(workflow, cmd.variables))
+        snap = engine.snapshot(workflow)
+    now = uow.clock.now()
+    instance = ProcessInstance(id=str(uuid.uuid4()), definition_id=definition.id, process_key=definition.key,
+                               business_key=cmd.business_key, status="running", state_json=snap.state_json,
+                               started_by=cmd.actor.username, started_at=now,
+                               idempotency_key=cmd.idempotency_key,
+                               request_hash=request_hash if cmd.idempotency_key else None)
+    uow.session.add(instance)
+    record(uow, instance.id, "instance.started", cmd.actor.username,
+           data={"process_key": definition.key, "version": definition.version,
+                 "business_key": cmd.business_key, "variables": cmd.variables})
+    uow.publish(events.InstanceStarted(instance.id, definition.key, cmd.business_key, cmd.actor.username))
+    apply_snapshot(uow, instance, definition, snap, cmd.actor.username, new=True)
+    return instance
+
+
+def _run(step) -> None:
+    """Run an engine step; a BPMN element failing at run time is a 422 naming the element."""
+    try:
+        step()
+    except engine.EngineError as error:
+        where = f" at {error.element_name or error.element_id}" if error.element_id else ""
+        raise ValidationFailed(f"the process failed{where}: {error}",
+                               {"element_id": [error.element_id or ""]}, element_id=error.element_id) from error
+
+
+def _scripts_allowed(uow: UnitOfWork) -> bool:
+    return bool(uow.settings and uow.settings.allow_scripts == "restricted")
+
+
+def _request_hash(cmd: StartInstance) -> str:
+    body = json.dumps({"key": cmd.process_key, "version": cmd.version, "business_key": cmd.business_key,
+                       "variables": cmd.variables}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _find_idempotent(uow, cmd: StartInstance, request_hash: str) -> ProcessInstance | None:
+    existing = uow.session.scalar(select(ProcessInstance).where(
+        ProcessInstance.started_by == cmd.actor.username, ProcessInstance.idempotency_key == cmd.idempotency_key))
+    if existing is not None and existing.request_hash != request_hash:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
+    return existing
+
+
+def _require(actor: Actor, permission: str) -> None:
+    if not actor.may(permission):
+        raise PermissionDenied(f"'{actor.username}' may not {permission} (roles or token scopes)")
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+
+
+def get_instance(uow: UnitOfWork, instance_id: str) -> ProcessInstance:
+    instance = uow.session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"process instance '{instance_id}' not found")
+    return instance
+
+
+BROAD_READERS = frozenset({"admin", "designer", "integrator"})
+
+
+def may_read_instance(uow: UnitOfWork, actor: Actor, instance: ProcessInstance) -> bool:
+    """Admins, designers and integrators see every instance; approvers those they started or have a task in."""
+    if actor.may("read") and actor.roles & BROAD_READERS:
+        return True
+    if instance.started_by == actor.username:
+        return True
+    tasks = uow.session.scalars(select(Task).where(Task.instance_id == instance.id))
+    return any(t.assignee == actor.username or t.completed_by == actor.username
+               or actor.username in t.candidate_users or actor.groups.intersection(t.candidate_groups)
+               for t in tasks)
+
+
+def describe_instance(uow: UnitOfWork, actor: Actor, instance_id: str) -> dict[str, Any]:
+    with uow:
+        instance = get_instance(uow, instance_id)
+        if not may_read_instance(uow, actor, instance):
+            raise PermissionDenied("you may not read this instance")
+        definition = uow.session.get(ProcessDefinition, instance.definition_id)
+        workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
+        open_tasks = list(uow.session.scalars(select(Task).where(Task.instance_id == instance.id,
+                                                                 Task.status == "open")))
+        return {"instance": instance, "definition": definition, "variables": engine.variables_of(workflow),
+                "open_tasks": open_tasks, "path": engine.completed_elements(workflow)}
+
+
+@dataclass
+class InstanceFilter:
+    status: str | None = None
+    process_key: str | None = None
+    business_key: str | None = None
+    started_by: str | None = None
+    limit: int = 50
+    after: str | None = None
+
+
+def list_instances(uow: UnitOfWork, actor: Actor, query: InstanceFilter) -> list[ProcessInstance]:
+    _require(actor, "read")
+    with uow:
+        statement = select(ProcessInstance)
+        if query.status:
+            statement = statement.where(ProcessInstance.status == query.status)
+        if query.process_key:
+            statement = statement.where(ProcessInstance.process_key == query.process_key)
+        if query.business_key:
+            statement = statement.where(ProcessInstance.business_key == query.business_key)
+        if query.started_by:
+            statement = statement.where(ProcessInstance.started_by == query.started_by)
+        if query.after:
+            statement = statement.where(ProcessInstance.id > query.after)
+        return list(uow.session.scalars(statement.order_by(ProcessInstance.id).limit(query.limit)))
+
+
+def instance_history(uow: UnitOfWork, actor: Actor, instance_id: str) -> list[HistoryEntry]:
+    with uow:
+        instance = get_instance(uow, instance_id)
+        if not may_read_instance(uow, actor, instance):
+            raise PermissionDenied("you may not read this instance")
+        return list(uow.session.scalars(select(HistoryEntry).where(HistoryEntry.instance_id == instance_id)
+                                        .order_by(HistoryEntry.id)))
+
+
+# --- cancelling ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CancelInstance:
+    instance_id: str
+    actor: Actor
+    reason: str | None = None
+
+
+def cancel_instance(cmd: CancelInstance, uow: UnitOfWork) -> ProcessInstance:
+    with uow:
+        instance = get_instance(uow, cmd.instance_id)
+        if not (cmd.actor.may("cancel") or instance.started_by == cmd.actor.username):
+            raise PermissionDenied("only the initiator, an integrator, a designer or an admin may cancel")
+        if instance.status != "running":
+            raise InvalidTransition(f"the instance is already {instance.status}")
+        definition = uow.session.get(ProcessDefinition, instance.definition_id)
+        workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
+        engine.cancel(workflow)
+        instance.status = "cancelled"
+        instance.ended_at = uow.clock.now()
+        apply_snapshot(uow, instance, definition, engine.snapshot(workflow), cmd.actor.username)
+        record(uow, instance.id, "instance.cancelled", cmd.actor.username, data={"reason": cmd.reason})
+        uow.publish(events.InstanceCancelled(instance.id, instance.process_key, instance.business_key,
+                                             cmd.actor.username, cmd.reason))
+        uow.commit()
+        return instance

@@ -1,0 +1,174 @@
+"""Write what an engine step produced: the state row, the task projection, timers and history.
+
+Every command that moves an instance ends here, so the inbox, the scheduler and the audit trail can never
+disagree with the workflow state: they are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from bpm import engine
+from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, TaskCandidate, Timer
+from bpm.adapters.unit_of_work import UnitOfWork
+from bpm.domain import events
+
+DEFAULT_PRIORITY = 50
+
+
+def record(uow: UnitOfWork, instance_id: str, event: str, actor: str | None = None, *, element_id=None,
+           element_name=None, task_id=None, data: dict[str, Any] | None = None) -> None:
+    uow.session.add(HistoryEntry(instance_id=instance_id, at=uow.clock.now(), event=event, actor=actor,
+                                 element_id=element_id, element_name=element_name, task_id=task_id,
+                                 data=data or {}))
+
+
+def apply_snapshot(uow: UnitOfWork, instance: ProcessInstance, definition: ProcessDefinition,
+                   snap: engine.Snapshot, actor: str | None, *, new: bool = False) -> None:
+    instance.state_json = snap.state_json
+    _record_decisions(uow, instance, definition, snap.decisions, actor)
+    _project_tasks(uow, instance, definition, snap.open_tasks, new)
+    _project_timers(uow, instance, snap.timers, new)
+    if snap.completed and instance.status == "running":
+        instance.status = "completed"
+        instance.ended_at = uow.clock.now()
+        record(uow, instance.id, "instance.completed", None)
+        uow.publish(events.InstanceCompleted(instance.id, instance.process_key, instance.business_key))
+
+
+# --- tasks ---------------------------------------------------------------------------------------------------
+
+
+def _project_tasks(uow, instance, definition, open_tasks: list[engine.OpenTask], new: bool) -> None:
+    existing = {} if new else {t.id: t for t in uow.session.scalars(
+        select(Task).where(Task.instance_id == instance.id, Task.status == "open"))}
+    current = {t.id for t in open_tasks}
+    for task in existing.values():
+        if task.id not in current:
+            _cancel_task(uow, task)
+    for task in open_tasks:
+        if task.id not in existing:
+            _create_task(uow, instance, definition, task)
+
+
+def _cancel_task(uow, task: Task) -> None:
+    task.status = "cancelled"
+    task.completed_at = uow.clock.now()
+    record(uow, task.instance_id, "task.cancelled", None, element_id=task.element_id, element_name=task.name,
+           task_id=task.id)
+    uow.publish(events.TaskCancelled(task.id, task.instance_id, task.element_id))
+
+
+def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
+    now = uow.clock.now()
+    declared = definition.model.get("user_tasks", {}).get(open_task.element_id, {})
+    assignment = resolve_assignment(open_task, declared, now)
+    task = Task(id=open_task.id, instance_id=instance.id, process_key=instance.process_key,
+                business_key=instance.business_key, element_id=open_task.element_id,
+                name=open_task.name or open_task.element_id, status="open", created_at=now,
+                claimed_at=now if assignment["assignee"] else None, **assignment)
+    uow.session.add(task)
+    _add_candidates(uow, task)
+    record(uow, instance.id, "task.created", None, element_id=task.element_id, element_name=task.name,
+           task_id=task.id, data=_assignment_summary(task))
+    uow.publish(events.TaskCreated(task.id, instance.id, instance.process_key, task.element_id, task.name,
+                                   task.assignee, tuple(task.candidate_groups), tuple(task.candidate_users),
+                                   declared.get("properties", {})))
+    return task
+
+
+def _add_candidates(uow, task: Task) -> None:
+    for group in task.candidate_groups:
+        uow.session.add(TaskCandidate(task_id=task.id, kind="g", name=group))
+    for user in task.candidate_users:
+        uow.session.add(TaskCandidate(task_id=task.id, kind="u", name=user))
+
+
+def replace_candidates(uow, task: Task) -> None:
+    uow.session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == task.id))
+    _add_candidates(uow, task)
+
+
+def _assignment_summary(task: Task) -> dict[str, Any]:
+    summary = {"assignee": task.assignee, "candidate_groups": task.candidate_groups,
+               "candidate_users": task.candidate_users}
+    if task.due_at:
+        summary["due_at"] = task.due_at.isoformat()
+    return {k: v for k, v in summary.items() if v}
+
+
+def resolve_assignment(open_task: engine.OpenTask, declared: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Assignee, candidates, due date and priority from the BPMN attributes, evaluated on the task's data.
+
+    A lane's name stands in for the candidate group when the task names no assignee and no candidates.
+    """
+    ext, data = open_task.extensions, open_task.data
+    assignee = engine.resolve_value(ext.get("assignee"), data) or None
+    groups = engine.resolve_list(ext.get("candidateGroups"), data)
+    users = engine.resolve_list(ext.get("candidateUsers"), data)
+    if not assignee and not groups and not users and open_task.lane:
+        groups = [open_task.lane]
+    priority = engine.resolve_value(ext.get("priority"), data)
+    return {
+        "assignee": str(assignee) if assignee else None,
+        "candidate_groups": groups,
+        "candidate_users": users,
+        "due_at": engine.resolve_due(ext.get("dueDate"), data, now),
+        "priority": int(priority) if priority not in (None, "") else DEFAULT_PRIORITY,
+        "form_key": ext.get("formKey") or declared.get("formKey"),
+    }
+
+
+# --- timers --------------------------------------------------------------------------------------------------
+
+
+def _project_timers(uow, instance, timers: list[engine.WaitingTimer], new: bool) -> None:
+    existing = {} if new else {t.task_id: t for t in uow.session.scalars(
+        select(Timer).where(Timer.instance_id == instance.id, Timer.status == "waiting"))}
+    current = {t.task_id: t for t in timers}
+    for task_id, row in existing.items():
+        if task_id not in current:
+            uow.session.delete(row)  # the branch moved on or was cancelled: the timer must not fire
+        elif row.due_at != current[task_id].due_at:
+            row.due_at = current[task_id].due_at  # a cycle moved to its next occurrence
+    for task_id, timer in current.items():
+        if task_id not in existing:
+            uow.session.add(Timer(instance_id=instance.id, task_id=task_id, element_id=timer.element_id,
+                                  kind=timer.kind, due_at=timer.due_at, created_at=uow.clock.now()))
+
+
+# --- decisions -------------------------------------------------------------------------------------------------
+
+
+def _record_decisions(uow, instance, definition, decisions: list[engine.Decision], actor) -> None:
+    by_gateway: dict[str, list[engine.Decision]] = {}
+    for decision in decisions:
+        by_gateway.setdefault(decision.gateway_id, []).append(decision)
+    gateways = definition.model.get("gateways", {})
+    for gateway_id, evaluations in by_gateway.items():
+        record(uow, instance.id, "gateway.decision", actor, element_id=gateway_id,
+               element_name=evaluations[0].gateway_name,
+               data=explain_decision(gateways.get(gateway_id, {}), evaluations))
+
+
+def explain_decision(gateway: dict[str, Any], evaluations: list[engine.Decision]) -> dict[str, Any]:
+    """Pair each evaluated condition with its sequence flow and name the flow(s) taken and why."""
+    flows = gateway.get("flows", [])
+    explained, taken = [], []
+    for evaluation in evaluations:
+        flow = next((f for f in flows if f.get("condition") == evaluation.expression), {})
+        explained.append({"flow_id": flow.get("id"), "flow_name": flow.get("name"), "target": flow.get("target"),
+                          "source": flow.get("source"),
+                          "expression": evaluation.expression, "values": evaluation.values,
+                          "result": evaluation.result})
+        if evaluation.result and flow.get("id"):
+            taken.append(flow["id"])
+    if gateway.get("type") == "exclusiveGateway":
+        taken = taken[:1]
+    reason = "condition true"
+    if not taken and gateway.get("default"):
+        taken, reason = [gateway["default"]], "no condition was true: default flow"
+    return {"gateway_type": gateway.get("type"), "evaluations": explained, "taken": taken, "reason": reason}
