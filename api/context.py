@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bpm.adapters.db import make_engine
+from bpm.adapters.orm import load_all_models
 from bpm.adapters.unit_of_work import UnitOfWork, session_factory
 from bpm.clock import Clock, ManualClock, SystemClock
 from bpm.config import Settings
+from bpm.services import load_handlers
 
 
 @dataclass
@@ -22,6 +24,8 @@ class ServerContext:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> ServerContext:
+        load_all_models()
+        load_handlers()
         engine = make_engine(settings.database_url)
         clock = clock or (ManualClock() if settings.clock == "manual" else SystemClock())
         return cls(settings, engine, session_factory(engine), clock)

@@ -38,6 +38,9 @@ def problem(status: int, detail: str, type_: str = "about:blank", **extra):
     return response
 
 
+RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(errors.DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -46,7 +49,7 @@ def init_app(app: Flask) -> None:
 
 def _domain_error(error: errors.DomainError):
     status = _status_of(error)
-    extra = {k: v for k, v in error.extra.items() if v is not None}
+    extra = {k: v for k, v in error.extra.items() if v is not None and k not in RESERVED}
     if isinstance(error, errors.ValidationFailed) and error.errors:
         extra["errors"] = error.errors
     if isinstance(error, errors.DeploymentRejected):

@@ -307,8 +307,11 @@ def _translate_one(element, tag: str) -> list[bpmn_xml.Problem]:
             raise expressions.ExpressionError(f"{tag} language '{language}' is not supported")
         if not text:
             return [] if tag == "conditionExpression" else _empty_expression(owner, tag)
-        element.text = (expressions.normalize_timer(text, tag) if tag in TIMER_KINDS
-                        else expressions.translate_camunda(text))
+        if tag in TIMER_KINDS:
+            element.text = expressions.normalize_timer(text, tag)
+        else:
+            element.text = expressions.translate_camunda(text)
+            expressions.check_expression(element.text)
     except expressions.ExpressionError as error:
         return [bpmn_xml.Problem("expression", f"{tag} '{text}': {error}", owner.get("id"),
                                  etree.QName(owner).localname, element.sourceline)]
@@ -459,6 +462,7 @@ class Snapshot:
     open_tasks: list[OpenTask]
     timers: list[WaitingTimer]
     decisions: list[Decision] = field(default_factory=list)
+    messages: list[WaitingMessage] = field(default_factory=list)  # message events waiting (integrations)
 
 
 class ProcessRuntime:
@@ -564,7 +568,8 @@ def cancel(workflow: BpmnWorkflow) -> None:
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
     state = INSTANCE_SERIALIZER.serialize_json(workflow)
     decisions = workflow.script_engine.take_decisions() if hasattr(workflow.script_engine, "take_decisions") else []
-    return Snapshot(state, workflow.is_completed(), open_tasks(workflow), waiting_timers(workflow), decisions)
+    return Snapshot(state, workflow.is_completed(), open_tasks(workflow), waiting_timers(workflow), decisions,
+                    waiting_messages(workflow))
 
 
 def open_tasks(workflow: BpmnWorkflow) -> list[OpenTask]:
@@ -665,3 +670,345 @@ def check_assignment_text(text: str) -> None:
         return
     if text.startswith("${") or text.startswith("#{"):
         expressions.translate_camunda(text)
+
+
+# --- integrations: messages, version migration, simulation -----------------------------------------------------
+
+MESSAGE_RESULT_KEY = "__message_payload"
+
+
+@dataclass
+class WaitingMessage:
+    task_id: str
+    element_id: str
+    name: str
+    variables: dict[str, Any] = field(default_factory=dict)  # scalar variables: the correlation values
+
+
+def _message_definition(task_spec):
+    from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+
+    definition = getattr(task_spec, "event_definition", None)
+    return definition if isinstance(definition, MessageEventDefinition) else None
+
+
+def waiting_messages(workflow: BpmnWorkflow) -> list[WaitingMessage]:
+    """The messages an instance waits for now (catch events, receive tasks, boundary and event-gateway events)."""
+    waiting = []
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = _message_definition(task.task_spec)
+        if definition is not None:
+            scalars = {k: v for k, v in task.data.items() if isinstance(v, (str, int, float, bool))}
+            waiting.append(WaitingMessage(str(task.id), task.task_spec.bpmn_id, definition.name, scalars))
+    return waiting
+
+
+def start_message_names(runtime: ProcessRuntime) -> list[str]:
+    """Names of the messages that start this process (message start events of the top-level process)."""
+    from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+
+    names = []
+    for task_spec in runtime.spec.task_specs.values():
+        definition = _message_definition(task_spec)
+        if definition is not None and isinstance(task_spec, StartEvent) and definition.name not in names:
+            names.append(definition.name)
+    return names
+
+
+def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) -> list[str]:
+    """Deliver a message; its payload becomes variables of the catching path. Returns the catching element ids.
+
+    Raises EngineError when the instance is not waiting for the message.
+    """
+    from SpiffWorkflow.bpmn.util.event import BpmnEvent
+    from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
+
+    waiting = {w.task_id for w in waiting_messages(workflow) if w.name == name}
+    if not waiting:
+        raise EngineError(f"the instance is not waiting for message '{name}'")
+    variables = dict(payload)
+    with engine_errors():
+        # The Camunda message definition stores the payload under `result_var`; we merge it into the data instead.
+        workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload={
+            "payload": variables, "result_var": MESSAGE_RESULT_KEY}))
+        caught = [t for t in workflow.get_tasks() if str(t.id) in waiting and t.state != TaskState.WAITING]
+        for task in caught:
+            task.data.update(variables)
+        run_engine(workflow)
+    for task in workflow.get_tasks():
+        task.data.pop(MESSAGE_RESULT_KEY, None)
+    return [t.task_spec.bpmn_id for t in caught]
+
+
+def state_task_specs(state_json: str) -> dict[str, str]:
+    """Task spec name -> state of every task in a stored instance state (top level and subprocesses)."""
+    state = json.loads(state_json)
+    found: dict[str, str] = {}
+    scopes = [state, *state.get("subprocesses", {}).values()]
+    for scope in scopes:
+        for task in scope.get("tasks", {}).values():
+            name = task.get("task_spec")
+            label = TaskState.get_name(task.get("state")) if isinstance(task.get("state"), int) else "?"
+            if name is not None and found.get(name) not in ("READY", "WAITING", "STARTED"):
+                found[name] = label
+    return found
+
+
+def missing_in_target(state_json: str, target: ProcessRuntime) -> dict[str, str]:
+    """Task specs the stored state refers to that the target version lacks (name -> task state)."""
+    known = set(target.spec.task_specs)
+    for subprocess in target.subprocess_specs.values():
+        known.update(subprocess.task_specs)
+    return {name: state for name, state in state_task_specs(state_json).items() if name not in known}
+
+
+def migrate_state(state_json: str, target: ProcessRuntime) -> BpmnWorkflow:
+    """Restore a stored state against another version's spec (task spec names are BPMN ids)."""
+    missing = missing_in_target(state_json, target)
+    if missing:
+        raise EngineError("the target version lacks " + ", ".join(sorted(missing)))
+    with engine_errors():
+        try:
+            return target.restore(state_json)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise EngineError(f"the state cannot be restored on the target version: {error}") from error
+
+
+# --- time: firing due timers, timer start events, ISO durations (timers and escalations area) --------------------
+
+TIMER_FIRE_NUDGE = timedelta(microseconds=1)
+
+
+def fire_due_timers(workflow: BpmnWorkflow, now: datetime) -> list[WaitingTimer]:
+    """Fire every timer of the instance that is due at `now` (inclusive); return the ones that fired.
+
+    SpiffWorkflow fires a timer only when its due time is strictly in the past, so the refresh sees `now` plus
+    one microsecond: a timer due at 10:00:00 fires at 10:00:00, and not a microsecond before. Each due timer
+    fires once per call (a cycle that is several occurrences behind catches up one occurrence per call).
+    """
+    before = {t.task_id: t for t in waiting_timers(workflow)}
+    with engine_errors():
+        with clock_context(lambda: now + TIMER_FIRE_NUDGE):
+            workflow.refresh_timers()
+        with clock_context(lambda: now):
+            _settle(workflow)
+    after = {t.task_id: t.due_at for t in waiting_timers(workflow)}
+    return [timer for task_id, timer in before.items()
+            if timer.due_at <= now and after.get(task_id) != timer.due_at]
+
+
+def _settle(workflow: BpmnWorkflow) -> None:
+    rounds = 0
+    while workflow._do_engine_steps():
+        rounds += 1
+        if rounds > MAX_ENGINE_ROUNDS:
+            raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+
+
+@dataclass
+class TimerStart:
+    element_id: str
+    name: str | None
+    kind: str  # timeDate | timeDuration | timeCycle
+    expression: str  # normalized: what the safe evaluator evaluates to an ISO string
+
+
+def timer_start_events(bpmn_xml_text: str, process_id: str) -> list[TimerStart]:
+    """The timer start events of a deployed process, with their expressions normalized as at deploy."""
+    tree = bpmn_xml.parse_secure(bpmn_xml_text.encode())
+    process = tree.getroot().find(f"{{{BPMN_NS}}}process[@id='{process_id}']")
+    starts = []
+    for event in (process if process is not None else []):
+        if not isinstance(event.tag, str) or etree.QName(event).localname != "startEvent":
+            continue
+        for kind in TIMER_KINDS:
+            definition = event.find(f"{{{BPMN_NS}}}timerEventDefinition/{{{BPMN_NS}}}{kind}")
+            if definition is not None:
+                expression = expressions.normalize_timer((definition.text or "").strip(), kind)
+                starts.append(TimerStart(event.get("id"), event.get("name"), kind, expression))
+    return starts
+
+
+def process_properties(bpmn_xml_text: str, process_id: str) -> dict[str, str]:
+    """camunda:properties set on the process element itself (not on its tasks)."""
+    tree = bpmn_xml.parse_secure(bpmn_xml_text.encode())
+    process = tree.getroot().find(f"{{{BPMN_NS}}}process[@id='{process_id}']")
+    if process is None:
+        return {}
+    found = process.findall(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property")
+    return {p.get("name"): p.get("value") for p in found}
+
+
+@dataclass
+class Occurrence:
+    due_at: datetime
+    remaining: int  # occurrences left including this one; -1 = unbounded cycle
+    interval_seconds: float | None
+
+
+def first_occurrence(start: TimerStart, now: datetime) -> Occurrence:
+    """When a timer start event first fires, counted from `now` (the deployment). Raises ExpressionError."""
+    value, _ = expressions.evaluate(start.expression, {})
+    value = str(value).strip()
+    try:
+        if start.kind == "timeCycle":
+            with clock_context(lambda: now):
+                cycles, first, interval = TimerEventDefinition.parse_iso_recurring_interval(value)
+            return Occurrence(first.astimezone(UTC), cycles, interval.total_seconds())
+        if start.kind == "timeDuration":
+            return Occurrence(now + parse_duration(value, now), 1, None)
+        return Occurrence(TimerEventDefinition.get_datetime(value).astimezone(UTC), 1, None)
+    except Exception as error:  # noqa: BLE001 - SpiffWorkflow raises bare Exception for bad ISO text
+        raise expressions.ExpressionError(f"{start.kind} '{value}' is not a valid ISO 8601 value: {error}") from error
+
+
+def parse_duration(text: str, start: datetime) -> timedelta:
+    """An ISO 8601 duration (P3D, PT4H, P1M calendar-aware from `start`). Raises ValueError."""
+    text = (text or "").strip()
+    if not text.upper().startswith("P"):
+        raise ValueError(f"'{text}' is not an ISO 8601 duration (e.g. PT4H, P3D)")
+    try:
+        return TimerEventDefinition.get_timedelta_from_start(TimerEventDefinition.parse_iso_duration(text), start)
+    except Exception as error:  # noqa: BLE001 - SpiffWorkflow raises bare Exception for bad ISO text
+        raise ValueError(f"'{text}' is not an ISO 8601 duration (e.g. PT4H, P3D)") from error
+
+
+def start_by_timer(workflow: BpmnWorkflow, element_id: str, variables: Mapping[str, Any], now: datetime) -> None:
+    """Start a new instance whose timer start event `element_id` fires at once (one occurrence of its schedule).
+
+    The server keeps the schedule; inside the new instance the start event fires exactly once.
+    """
+    with engine_errors():
+        with clock_context(lambda: now):
+            start(workflow, variables)
+        for task in workflow.get_tasks(state=TaskState.WAITING):
+            if task.task_spec.bpmn_id != element_id:
+                continue
+            value = task.internal_data.get("event_value")
+            if isinstance(value, dict):
+                task.internal_data["event_value"] = {**value, "cycles": 1,
+                                                     "next": (now - timedelta(seconds=1)).isoformat()}
+            else:
+                task.internal_data["event_value"] = (now - timedelta(seconds=1)).isoformat()
+        with clock_context(lambda: now):
+            workflow.refresh_timers()
+            run_engine(workflow)
+
+
+# --- approvals: countersign (multi-instance user tasks) and send-back -------------------------------------------
+# Appended for the approver inbox. SpiffWorkflow facts these rely on (checked by running it):
+# - a multi-instance user task's instances are children of the multi-instance task; each child's spec is
+#   "<id> [child]" with the same bpmn_id and extensions, and without an output collection the child's data
+#   is merged into the parent's, last writer wins;
+# - the parent's `condition` (completionCondition) is evaluated on the data of the child that just finished,
+#   and when true the remaining children are cancelled (parallel) or never created (sequential);
+# - reset_from_task_id(id) makes that (completed) task READY again, keeping its id, and drops what followed.
+
+COUNTERSIGN_DONE = "countersign_done"
+
+
+@dataclass
+class MultiInstanceGroup:
+    parent_id: str
+    sibling_ids: list[str]
+    total: int
+    sequential: bool
+
+
+def multi_instance_group(workflow: BpmnWorkflow, task_id: str) -> MultiInstanceGroup | None:
+    """The multi-instance task a READY user task belongs to, with every instance it has (or will have)."""
+    task = find_ready_task(workflow, task_id)
+    if task is None or task.parent is None or not hasattr(task.parent.task_spec, "task_spec"):
+        return None
+    parent = task.parent
+    siblings = [str(c.id) for c in parent.children if c.task_spec.name == parent.task_spec.task_spec]
+    sequential = type(parent.task_spec).__name__.startswith("Sequential")
+    total = _instance_count(parent, len(siblings)) if sequential else len(siblings)
+    return MultiInstanceGroup(str(parent.id), siblings, total, sequential)
+
+
+def _instance_count(parent, created: int) -> int:
+    data = parent.internal_data
+    if "cardinality" in data:
+        return int(data["cardinality"])
+    return created + len(data.get("remaining", []))
+
+
+def end_multi_instance_when_decided(workflow: BpmnWorkflow, task_id: str) -> None:
+    """Make the multi-instance stop as soon as a child sets `countersign_done` (unless BPMN says otherwise)."""
+    task = find_ready_task(workflow, task_id)
+    if task is None or task.parent is None:
+        return
+    spec = task.parent.task_spec
+    if getattr(spec, "condition", None) is None:
+        spec.condition = f"{COUNTERSIGN_DONE} == True"
+
+
+def completed_user_steps(workflow: BpmnWorkflow) -> list[tuple[str, str]]:
+    """(task id, BPMN id) of completed manual tasks in completion order: the steps one may send a task back to."""
+    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED, manual=True) if t.task_spec.bpmn_id]
+    return [(str(t.id), t.task_spec.bpmn_id) for t in sorted(finished, key=lambda t: t.last_state_change)]
+
+
+def send_back(workflow: BpmnWorkflow, element_id: str) -> str:
+    """Resume the instance at the last completed run of `element_id`; what followed it runs again."""
+    steps = [task_id for task_id, bpmn_id in completed_user_steps(workflow) if bpmn_id == element_id]
+    if not steps:
+        raise EngineError(f"'{element_id}' is not a completed step of this instance", element_id)
+    with engine_errors():
+        workflow.reset_from_task_id(UUID(steps[-1]))
+        run_engine(workflow)
+    return steps[-1]
+
+
+# --- rule tasks (records, rules and shipped processes) ------------------------------------------------------
+# A serviceTask whose camunda:property `bpm.rule` names a stored json-logic rule is evaluated by the server
+# inside the engine step: the result lands in `bpm.resultVariable` (default: the rule's name) and the process
+# moves on in the same command. No delegate class, no script: the rule document is data an admin edits over
+# the API. A serviceTask without `bpm.rule` behaves as before (it stays STARTED for the server to finish).
+
+RULE_PROPERTY = "bpm.rule"
+RESULT_PROPERTY = "bpm.resultVariable"
+
+# (rule name, task data) -> (result, label such as "quote_routing v3", the variables the rule read)
+RuleEvaluator = Callable[[str, dict[str, Any]], tuple[Any, str, dict[str, Any]]]
+_rule_evaluator: RuleEvaluator | None = None
+
+
+def set_rule_evaluator(evaluator: RuleEvaluator | None) -> None:
+    """Installed once by the rule store service; the engine itself knows nothing about where rules live."""
+    global _rule_evaluator
+    _rule_evaluator = evaluator
+
+
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter  # noqa: E402
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask  # noqa: E402
+from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser  # noqa: E402
+
+
+class RuleServiceTask(ServiceTask):
+    def _execute(self, task):
+        name = (getattr(self, "extensions", None) or {}).get(RULE_PROPERTY)
+        if not name:
+            return None
+        if _rule_evaluator is None:
+            raise EngineError(f"rule '{name}' cannot be evaluated: no rule store is configured",
+                              self.bpmn_id, self.bpmn_name)
+        try:
+            result, label, values = _rule_evaluator(name, dict(task.data))
+        except EngineError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any rule failure names the element, never a 500
+            raise EngineError(f"rule '{name}' failed: {error}", self.bpmn_id, self.bpmn_name) from error
+        variable = self.extensions.get(RESULT_PROPERTY) or name
+        task.data[variable] = result
+        engine = task.workflow.script_engine
+        if hasattr(engine, "decisions"):
+            engine.decisions.append(Decision(self.bpmn_id, self.bpmn_name, f"rule {label}", _jsonable(values),
+                                             _jsonable(result)))
+        return True
+
+
+ServerParser.OVERRIDE_PARSER_CLASSES[full_tag("serviceTask")] = (CamundaTaskParser, RuleServiceTask)
+for _serializer in (SPEC_SERIALIZER, INSTANCE_SERIALIZER):
+    BpmnTaskSpecConverter(RuleServiceTask, _serializer.registry)

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from api import create_app
 from bpm.adapters.db import migrate
-from bpm.adapters.orm import Base
+from bpm.adapters.orm import Base, load_all_models
 from bpm.clock import ManualClock
 from bpm.config import Settings
 from bpm.services import definitions, identity
@@ -97,9 +97,12 @@ def app(settings, clock):
 
 
 def _truncate(engine) -> None:
+    load_all_models()
+    existing = set(inspect(engine).get_table_names())
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
+            if table.name in existing:
+                connection.execute(table.delete())
 
 
 @pytest.fixture

@@ -149,6 +149,11 @@ class Task(Base):
     claimed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(150))
+    # Approver inbox (migration 0004_approvals): delegation owner/state, the user a deputy stands in for.
+    owner: Mapped[str | None] = mapped_column(String(150))
+    delegation_state: Mapped[str | None] = mapped_column(String(20))  # pending | resolved
+    substitute_for: Mapped[str | None] = mapped_column(String(150))
+    last_urged_at: Mapped[datetime | None]
 
 
 class TaskCandidate(Base):
@@ -193,3 +198,15 @@ class Timer(Base):
     due_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | fired
     created_at: Mapped[datetime]
+
+
+def load_all_models() -> None:
+    """Import every `bpm.adapters.orm_*` module so all tables are on Base.metadata (migrations, tests)."""
+    import importlib
+    import pkgutil
+
+    import bpm.adapters as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("orm_"):
+            importlib.import_module(f"bpm.adapters.{module.name}")

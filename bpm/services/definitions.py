@@ -21,6 +21,11 @@ class DeployBpmn:
     data: bytes
     filename: str = "upload.bpmn"
     actor: str | None = None
+    force: bool = False  # deploy even if a saved scenario of the key fails
+
+
+# f(uow, new_definition_rows, DeployBpmn) run inside the deploy transaction; raising rejects the upload.
+DEPLOY_HOOKS: list = []
 
 
 def compile_options(uow: UnitOfWork) -> engine.CompileOptions:
@@ -37,6 +42,8 @@ def deploy(cmd: DeployBpmn, uow: UnitOfWork) -> list[ProcessDefinition]:
     checksum = hashlib.sha256(cmd.data).hexdigest()
     with uow:
         rows = [_new_version(uow, process, xml, checksum, cmd.actor) for process in compiled]
+        for hook in DEPLOY_HOOKS:
+            hook(uow, rows, cmd)
         try:
             uow.commit()
         except IntegrityError as error:

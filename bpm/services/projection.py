@@ -37,14 +37,24 @@ def apply_snapshot(uow: UnitOfWork, instance: ProcessInstance, definition: Proce
         instance.ended_at = uow.clock.now()
         record(uow, instance.id, "instance.completed", None)
         uow.publish(events.InstanceCompleted(instance.id, instance.process_key, instance.business_key))
+    _sync_integrations(uow, instance, snap, new)
+
+
+def _sync_integrations(uow, instance, snap: engine.Snapshot, new: bool) -> None:
+    """Message subscriptions (bpm.services.messages) follow the snapshot in the same transaction."""
+    from bpm.services import messages  # late: messages imports this module
+
+    messages.sync_subscriptions(uow, instance, snap, new)
 
 
 # --- tasks ---------------------------------------------------------------------------------------------------
 
 
 def _project_tasks(uow, instance, definition, open_tasks: list[engine.OpenTask], new: bool) -> None:
+    # The in-memory status check matters: the task this command just completed is still "open" in the
+    # database but not in the session, and must not be taken for a task the engine withdrew.
     existing = {} if new else {t.id: t for t in uow.session.scalars(
-        select(Task).where(Task.instance_id == instance.id, Task.status == "open"))}
+        select(Task).where(Task.instance_id == instance.id, Task.status == "open")) if t.status == "open"}
     current = {t.id for t in open_tasks}
     for task in existing.values():
         if task.id not in current:

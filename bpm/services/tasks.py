@@ -109,7 +109,7 @@ def unclaim_task(task_id: str, actor: Actor, uow: UnitOfWork) -> Task:
 def _open_task(uow, task_id: str) -> Task:
     task = get_task(uow, task_id)
     if task.status != "open":
-        raise InvalidTransition(f"the task is {task.status}", status=task.status)
+        raise InvalidTransition(f"the task is {task.status}", task_status=task.status)
     return task
 
 

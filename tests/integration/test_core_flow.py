@@ -61,6 +61,9 @@ def test_three_step_approval_runs_to_completion_with_explained_decision(client, 
     assert decision["data"]["taken"] == ["f_large"]
     assert history[0]["event"] == "instance.started" and history[0]["actor"] == "ivan"
     assert history[-1]["event"] == "instance.completed"
+    assert "task.cancelled" not in {h["event"] for h in history}
+    done = client.get(f"/api/v1/tasks/{lead['id']}", headers=users["alice"]).json
+    assert done["status"] == "completed" and done["completed_by"] == "alice"
 
 
 def test_small_amount_takes_the_default_flow_and_says_why(client, users):

@@ -3,8 +3,9 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from bpm.adapters import orm  # noqa: F401  (registers every table on the metadata)
-from bpm.adapters.orm import Base
+from bpm.adapters.orm import Base, load_all_models
+
+load_all_models()
 
 config = context.config
 target_metadata = Base.metadata
