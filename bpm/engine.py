@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import copy
 import contextvars
+import copy
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -774,7 +774,7 @@ def migrate_state(state_json: str, target: ProcessRuntime) -> BpmnWorkflow:
             raise EngineError(f"the state cannot be restored on the target version: {error}") from error
 
 
-# --- time: firing due timers, timer start events, ISO durations (timers and escalations area) --------------------
+# --- time: firing due timers, timer start events, ISO durations (timers and escalations area) ---
 
 TIMER_FIRE_NUDGE = timedelta(microseconds=1)
 
@@ -802,7 +802,7 @@ def _settle(workflow: BpmnWorkflow) -> None:
     while workflow._do_engine_steps():
         rounds += 1
         if rounds > MAX_ENGINE_ROUNDS:
-            raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+            raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps, never waiting")
 
 
 @dataclass
@@ -835,7 +835,8 @@ def process_properties(bpmn_xml_text: str, process_id: str) -> dict[str, str]:
     process = tree.getroot().find(f"{{{BPMN_NS}}}process[@id='{process_id}']")
     if process is None:
         return {}
-    found = process.findall(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property")
+    path = f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property"
+    found = process.findall(path)
     return {p.get("name"): p.get("value") for p in found}
 
 
@@ -859,7 +860,8 @@ def first_occurrence(start: TimerStart, now: datetime) -> Occurrence:
             return Occurrence(now + parse_duration(value, now), 1, None)
         return Occurrence(TimerEventDefinition.get_datetime(value).astimezone(UTC), 1, None)
     except Exception as error:  # noqa: BLE001 - SpiffWorkflow raises bare Exception for bad ISO text
-        raise expressions.ExpressionError(f"{start.kind} '{value}' is not a valid ISO 8601 value: {error}") from error
+        raise expressions.ExpressionError(
+            f"{start.kind} '{value}' is not a valid ISO 8601 value: {error}") from error
 
 
 def parse_duration(text: str, start: datetime) -> timedelta:
@@ -868,13 +870,15 @@ def parse_duration(text: str, start: datetime) -> timedelta:
     if not text.upper().startswith("P"):
         raise ValueError(f"'{text}' is not an ISO 8601 duration (e.g. PT4H, P3D)")
     try:
-        return TimerEventDefinition.get_timedelta_from_start(TimerEventDefinition.parse_iso_duration(text), start)
+        parsed = TimerEventDefinition.parse_iso_duration(text)
+        return TimerEventDefinition.get_timedelta_from_start(parsed, start)
     except Exception as error:  # noqa: BLE001 - SpiffWorkflow raises bare Exception for bad ISO text
         raise ValueError(f"'{text}' is not an ISO 8601 duration (e.g. PT4H, P3D)") from error
 
 
-def start_by_timer(workflow: BpmnWorkflow, element_id: str, variables: Mapping[str, Any], now: datetime) -> None:
-    """Start a new instance whose timer start event `element_id` fires at once (one occurrence of its schedule).
+def start_by_timer(workflow: BpmnWorkflow, element_id: str, variables: Mapping[str, Any],
+                   now: datetime) -> None:
+    """Start a new instance whose timer start event `element_id` fires at once (one schedule occurrence).
 
     The server keeps the schedule; inside the new instance the start event fires exactly once.
     """

@@ -17,7 +17,7 @@ from bpm.clock import utc
 from bpm.domain.errors import InvalidTransition, NotFound, Unauthenticated, ValidationFailed
 from bpm.domain.model import ROLES, SCOPES, Actor
 
-TOKEN_PREFIX = "bpm_"
+TOKEN_PREFIX = "bpm_"  # noqa: S105 - a public prefix, not a secret
 
 
 @dataclass

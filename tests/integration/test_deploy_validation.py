@@ -69,7 +69,7 @@ def test_xxe_document_is_rejected_without_resolving(client, users):
 
 
 def test_billion_laughs_is_rejected(client, users):
-    entities = "".join(f'<!ENTITY l{i} "{"&l%d;" % (i - 1) * 10}">' for i in range(1, 10))
+    entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     bomb = (f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY l0 "ha">{entities}]>'
             f'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&l9;'
             f'</bpmn:definitions>').encode()
