@@ -1,0 +1,361 @@
+"""Task SLAs and escalation policies, declared on a user task with camunda:properties (docs/escalation.md).
+
+When a task is created its policy becomes rows in `task_deadlines` (remind, overdue, reassign, timeout), in
+the same transaction; completing or cancelling the task cancels them. `run_due_escalations` fires the due
+rows the way timers fire: each row in its own transaction, claimed with FOR UPDATE SKIP LOCKED, failures
+become incidents. Every step writes a history row and publishes an event (TaskReminder, TaskOverdue,
+TaskEscalated) from which notifications are made.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from bpm import engine
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, User
+from bpm.adapters.orm_timers import TaskDeadline
+from bpm.adapters.unit_of_work import UnitOfWork
+from bpm.clock import utc
+from bpm.domain import events
+from bpm.domain.errors import ConcurrencyConflict, DeploymentRejected
+from bpm.domain.model import Actor
+from bpm.services import definitions, incidents
+from bpm.services.handlers import handles
+from bpm.services.projection import record, replace_candidates
+
+log = logging.getLogger(__name__)
+UowFactory = Callable[[], UnitOfWork]
+
+DEFAULT_DUE = "bpm.defaultDue"
+REMIND_BEFORE = "bpm.remindBefore"
+OVERDUE_NOTIFY = "bpm.overdueNotify"
+OVERDUE_REPEAT = "bpm.overdueRepeat"
+OVERDUE_REASSIGN = "bpm.overdueReassign"
+TIMEOUT_ACTION = "bpm.timeoutAction"
+TIMEOUT_AFTER = "bpm.timeoutAfter"
+DURATIONS = (REMIND_BEFORE, OVERDUE_REPEAT, TIMEOUT_AFTER)
+TIMEOUT_OUTCOMES = {"approve": (True, "approved"), "reject": (False, "rejected"),
+                    "complete": (None, "completed")}
+SYSTEM_ACTOR = Actor("system", frozenset({"admin"}), frozenset())
+FIRED, SKIPPED, FAILED = "fired", "skipped", "failed"
+
+
+# --- the policy: read and checked at deploy ---
+
+
+def policy_problems(element_id: str, properties: dict[str, str], now: datetime) -> list[dict[str, Any]]:
+    """What is wrong with a task's bpm.* properties (empty when the policy is valid)."""
+    problems = []
+
+    def problem(name: str, message: str) -> None:
+        problems.append({"code": "escalation-policy", "element_id": element_id, "element_type": "userTask",
+                         "message": f"camunda:property {name}='{properties.get(name)}': {message}"})
+
+    for name in DURATIONS:
+        if properties.get(name):
+            try:
+                engine.parse_duration(properties[name], now)
+            except ValueError as error:
+                problem(name, str(error))
+    if properties.get(OVERDUE_NOTIFY):
+        for target in _split(properties[OVERDUE_NOTIFY]):
+            if target != "supervisor" and not _is_target(target):
+                problem(OVERDUE_NOTIFY, f"'{target}' is not supervisor, group:<name> or user:<name>")
+    if properties.get(OVERDUE_REASSIGN) and not _is_target(properties[OVERDUE_REASSIGN].strip()):
+        problem(OVERDUE_REASSIGN, "use group:<name> or user:<name>")
+    if properties.get(TIMEOUT_ACTION) and properties[TIMEOUT_ACTION].strip() not in TIMEOUT_OUTCOMES:
+        problem(TIMEOUT_ACTION, f"use one of {', '.join(TIMEOUT_OUTCOMES)}")
+    return problems
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _is_target(target: str) -> bool:
+    kind, _, name = target.partition(":")
+    return kind in ("group", "user") and bool(name.strip())
+
+
+def check_policies(uow: UnitOfWork, rows: list[ProcessDefinition], _command=None) -> None:
+    """Deploy hook: refuse an upload whose escalation properties cannot work, naming the element."""
+    now = uow.clock.now()
+    problems = []
+    for definition in rows:
+        for element_id, task in (definition.model or {}).get("user_tasks", {}).items():
+            problems += policy_problems(element_id, task.get("properties") or {}, now)
+        default_due = process_properties(definition).get(DEFAULT_DUE)
+        if default_due:
+            try:
+                engine.parse_duration(default_due, now)
+            except ValueError as error:
+                problems.append({"code": "escalation-policy", "element_id": definition.key,
+                                 "element_type": "process",
+                                 "message": f"camunda:property {DEFAULT_DUE}='{default_due}': {error}"})
+    if problems:
+        first = problems[0]
+        raise DeploymentRejected(f"{first['message']} ({first['element_type']} '{first['element_id']}')",
+                                 problems)
+
+
+definitions.DEPLOY_HOOKS.append(check_policies)
+
+
+def process_properties(definition: ProcessDefinition) -> dict[str, str]:
+    return _process_properties(definition.id, definition.checksum, definition.bpmn_xml, definition.key)
+
+
+@functools.lru_cache(maxsize=512)
+def _process_properties(_definition_id: int, _checksum: str, bpmn_xml_text: str, key: str) -> dict[str, str]:
+    return engine.process_properties(bpmn_xml_text, key)
+
+
+# --- planning the deadlines of a new task ---
+
+
+@handles(events.TaskCreated)
+def plan_escalations(event: events.TaskCreated, uow: UnitOfWork) -> None:
+    task = _row(uow, Task, event.task_id)
+    if task is None:
+        return
+    created = utc(task.created_at)
+    if task.due_at is None:
+        _apply_default_due(uow, task, event, created)
+    policy = {k: v for k, v in (event.properties or {}).items() if k.startswith("bpm.") and v}
+    if task.due_at is None or not policy:
+        return
+    for kind, due_at, repeat in _deadlines(policy, utc(task.due_at)):
+        uow.session.add(TaskDeadline(task_id=task.id, instance_id=task.instance_id, kind=kind, due_at=due_at,
+                                     status="waiting", repeat=repeat, fired_count=0, policy=policy,
+                                     created_at=created))
+
+
+def _apply_default_due(uow: UnitOfWork, task: Task, event: events.TaskCreated, created: datetime) -> None:
+    instance = _row(uow, ProcessInstance, event.instance_id)
+    definition = uow.session.get(ProcessDefinition, instance.definition_id) if instance else None
+    default_due = process_properties(definition).get(DEFAULT_DUE) if definition else None
+    if default_due:
+        task.due_at = created + engine.parse_duration(default_due, created)
+
+
+def _row(uow: UnitOfWork, model, key: str):
+    """A row of this transaction, still pending (no flush: other handlers look for it among new rows), or
+    loaded."""
+    pending = next((row for row in uow.session.new if isinstance(row, model) and row.id == key), None)
+    return pending if pending is not None else uow.session.get(model, key)
+
+
+def _deadlines(policy: dict[str, str], due: datetime) -> list[tuple[str, datetime, str | None]]:
+    planned: list[tuple[str, datetime, str | None]] = []
+    if policy.get(REMIND_BEFORE):
+        planned.append(("remind", due - engine.parse_duration(policy[REMIND_BEFORE], due), None))
+    if policy.get(OVERDUE_NOTIFY) or policy.get(OVERDUE_REPEAT):
+        planned.append(("overdue", due, policy.get(OVERDUE_REPEAT)))
+    if policy.get(OVERDUE_REASSIGN):
+        planned.append(("reassign", due, None))
+    if policy.get(TIMEOUT_ACTION):
+        after = policy.get(TIMEOUT_AFTER) or "PT0S"
+        planned.append(("timeout", due + engine.parse_duration(after, due), None))
+    return planned
+
+
+@handles(events.TaskCompleted)
+def cancel_on_completion(event: events.TaskCompleted, uow: UnitOfWork) -> None:
+    _cancel_deadlines(uow, event.task_id)
+
+
+@handles(events.TaskCancelled)
+def cancel_on_cancellation(event: events.TaskCancelled, uow: UnitOfWork) -> None:
+    _cancel_deadlines(uow, event.task_id)
+
+
+def _cancel_deadlines(uow: UnitOfWork, task_id: str) -> None:
+    waiting = update(TaskDeadline).where(TaskDeadline.task_id == task_id, TaskDeadline.status == "waiting")
+    uow.session.execute(waiting.values(status="cancelled"), execution_options={"synchronize_session": False})
+
+
+# --- firing due deadlines ---
+
+
+def run_due_escalations(uow_factory: UowFactory, limit: int = 500) -> int:
+    """One scheduler pass: run up to `limit` due escalation steps, each in its own transaction."""
+    uow = uow_factory()
+    with uow:
+        now = uow.clock.now()
+        ids = list(uow.session.scalars(
+            select(TaskDeadline.id).where(TaskDeadline.status == "waiting", TaskDeadline.due_at <= now,
+                                          incidents.not_held_back("escalation", TaskDeadline.id, now))
+            .order_by(TaskDeadline.due_at).limit(limit)))
+    return sum(1 for deadline_id in ids if run_deadline(uow_factory, deadline_id) == FIRED)
+
+
+def run_deadline(uow_factory: UowFactory, deadline_id: int) -> str:
+    job = incidents.Job("escalation", str(deadline_id))
+    uow = uow_factory()
+    try:
+        with uow:
+            outcome = _run_in_transaction(uow, deadline_id, job)
+            uow.commit()
+            return outcome
+    except (ConcurrencyConflict, OperationalError) as error:
+        log.info("escalation %s not run this pass: %s", deadline_id, str(error).split("\n")[0])
+        return SKIPPED
+    except Exception as error:  # noqa: BLE001 - a failing step becomes an incident
+        log.warning("escalation %s failed: %s", deadline_id, error)
+        incidents.record_failure(uow_factory, job, error)
+        return FAILED
+
+
+def _run_in_transaction(uow: UnitOfWork, deadline_id: int, job: incidents.Job) -> str:
+    now = uow.clock.now()
+    deadline = uow.session.scalar(select(TaskDeadline).where(
+        TaskDeadline.id == deadline_id, TaskDeadline.status == "waiting", TaskDeadline.due_at <= now)
+        .with_for_update(skip_locked=True))
+    if deadline is None:
+        return SKIPPED
+    task = uow.session.scalar(select(Task).where(Task.id == deadline.task_id)
+                              .with_for_update(skip_locked=True))
+    if task is None:
+        return SKIPPED
+    job.instance_id, job.process_key = task.instance_id, task.process_key
+    job.element_id, job.element_name = task.element_id, task.name
+    if task.status != "open":
+        deadline.status = "cancelled"
+        return SKIPPED
+    STEPS[deadline.kind](uow, deadline, task, now)
+    deadline.fired_count += 1
+    deadline.fired_at = now
+    _reschedule_or_finish(deadline, now)
+    incidents.resolve_job(uow, "escalation", job.id, "the escalation ran")
+    return FIRED
+
+
+def _reschedule_or_finish(deadline: TaskDeadline, now: datetime) -> None:
+    if deadline.status != "waiting":
+        return
+    if deadline.kind == "overdue" and deadline.repeat:
+        deadline.due_at = _next_repeat(utc(deadline.due_at), deadline.repeat, now)
+    else:
+        deadline.status = "done"
+
+
+def _next_repeat(due: datetime, repeat: str, now: datetime) -> datetime:
+    """The next occurrence on the repeat grid after `now` (missed occurrences are coalesced into this one)."""
+    step = engine.parse_duration(repeat, due)
+    if step <= timedelta(0):
+        step = timedelta(minutes=1)
+    following = due + step
+    if following <= now:
+        following += step * ((now - following) // step + 1)
+    return following
+
+
+# --- the steps ---
+
+
+def _remind(uow: UnitOfWork, deadline: TaskDeadline, task: Task, now: datetime) -> None:
+    notify = _workers_of(task)
+    _announce(uow, task, deadline, "task.reminded", events.TaskReminder, "reminder", notify, now)
+
+
+def _overdue(uow: UnitOfWork, deadline: TaskDeadline, task: Task, now: datetime) -> None:
+    targets = _split(deadline.policy.get(OVERDUE_NOTIFY, ""))
+    notify = _resolve_targets(uow, task, targets) if targets else _workers_of(task)
+    _announce(uow, task, deadline, "task.overdue", events.TaskOverdue, "overdue", notify, now,
+              extra={"repeat": deadline.fired_count + 1, "targets": targets})
+
+
+def _reassign(uow: UnitOfWork, deadline: TaskDeadline, task: Task, now: datetime) -> None:
+    target = deadline.policy[OVERDUE_REASSIGN].strip()
+    kind, _, name = target.partition(":")
+    before = {"assignee": task.assignee, "candidate_groups": list(task.candidate_groups),
+              "candidate_users": list(task.candidate_users)}
+    if kind == "group":
+        task.assignee, task.claimed_at = None, None
+        task.candidate_groups, task.candidate_users = [name.strip()], []
+    else:
+        task.assignee, task.claimed_at = name.strip(), now
+    replace_candidates(uow, task)
+    _announce(uow, task, deadline, "task.reassigned", events.TaskEscalated, "reassigned", [target], now,
+              extra={"from": before, "to": target})
+
+
+def _timeout(uow: UnitOfWork, deadline: TaskDeadline, task: Task, now: datetime) -> None:
+    from bpm.services import tasks  # late: tasks imports the instance services
+
+    action = deadline.policy[TIMEOUT_ACTION].strip()
+    approved, outcome = TIMEOUT_OUTCOMES[action]
+    variables: dict[str, Any] = {"outcome": outcome, "auto_completed": True}
+    if approved is not None:
+        variables["approved"] = approved
+    notify = _workers_of(task)
+    tasks.complete_task(tasks.CompleteTask(task.id, SYSTEM_ACTOR, variables), uow)
+    deadline.status = "done"
+    _announce(uow, task, deadline, "task.auto_completed", events.TaskEscalated, "auto_completed", notify, now,
+              extra={"action": action, "variables": variables})
+
+
+STEPS: dict[str, Callable[[UnitOfWork, TaskDeadline, Task, datetime], None]] = {
+    "remind": _remind, "overdue": _overdue, "reassign": _reassign, "timeout": _timeout}
+
+
+def _announce(uow: UnitOfWork, task: Task, deadline: TaskDeadline, history_event: str, event_type, kind: str,
+              notify: list[str], now: datetime, extra: dict[str, Any] | None = None) -> None:
+    notify = list(dict.fromkeys(notify))
+    users = tuple(n.split(":", 1)[1] for n in notify if n.startswith("user:"))
+    groups = tuple(n.split(":", 1)[1] for n in notify if n.startswith("group:"))
+    due = utc(task.due_at)
+    record(uow, task.instance_id, history_event, "system", element_id=task.element_id, element_name=task.name,
+           task_id=task.id, data={"recipients": notify, "due_at": due.isoformat() if due else None,
+                                  "deadline_due_at": utc(deadline.due_at).isoformat(), "at": now.isoformat(),
+                                  **(extra or {})})
+    uow.publish(event_type(task.id, task.instance_id, task.process_key, task.element_id, task.name,
+                           task.assignee, tuple(notify), kind, users, groups, due, task.business_key))
+
+
+def _workers_of(task: Task) -> list[str]:
+    """Who works the task now: the assignee, else its candidate users and groups."""
+    if task.assignee:
+        return [f"user:{task.assignee}"]
+    return [f"user:{u}" for u in task.candidate_users] + [f"group:{g}" for g in task.candidate_groups]
+
+
+def _resolve_targets(uow: UnitOfWork, task: Task, targets: list[str]) -> list[str]:
+    resolved: list[str] = []
+    for target in targets:
+        if target == "supervisor":
+            resolved += [f"user:{s}" for s in _supervisors(uow, task)]
+        else:
+            kind, _, name = target.partition(":")
+            resolved.append(f"{kind}:{name.strip()}")
+    return resolved
+
+
+def _supervisors(uow: UnitOfWork, task: Task) -> list[str]:
+    """users.supervisor of the assignee, or of each candidate user when nobody has claimed the task."""
+    people = [task.assignee] if task.assignee else list(task.candidate_users)
+    if not people:
+        return []
+    rows = uow.session.execute(select(User.username, User.supervisor).where(User.username.in_(people)))
+    found = {username: supervisor for username, supervisor in rows}
+    return [found[p] for p in people if found.get(p)]
+
+
+@incidents.retries("escalation")
+def retry_deadline(uow_factory: UowFactory, job_id: str) -> bool:
+    outcome = run_deadline(uow_factory, int(job_id))
+    if outcome == FIRED:
+        return True
+    if outcome == FAILED:
+        return False
+    uow = uow_factory()
+    with uow:
+        deadline = uow.session.get(TaskDeadline, int(job_id))
+        return deadline is None or deadline.status != "waiting"

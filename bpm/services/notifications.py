@@ -1,0 +1,326 @@
+"""Who hears about what: task and escalation events become in-app notifications and outbox messages.
+
+Handlers run inside the transaction that created the task, so they stay cheap: one query resolves the
+recipients (assignee, candidate users, members of candidate groups), the in-app rows and one outbox row
+per recipient and channel are added in a batch, and nothing is rendered or sent here. Delivery renders the
+email templates (plain text and HTML) and the robot markdown when the consumer picks the message up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm.util import identity_key
+
+from bpm.adapters import channels as transport
+from bpm.adapters.orm import Group, Task, User, UserGroup
+from bpm.adapters.orm_outbox import Notification
+from bpm.domain import events
+from bpm.domain.errors import NotFound
+from bpm.services import outbox
+from bpm.services.handlers import handles
+
+# Escalation events published by the escalation service; looked up by name so this module works whether or
+# not they are defined.
+ESCALATION_EVENTS = {"TaskReminder": "reminder", "TaskOverdue": "overdue", "TaskEscalated": "escalated"}
+
+EVENT_NAMES = {"task_created": "task.created", "reminder": "task.reminder", "overdue": "task.overdue",
+               "escalated": "task.escalated"}
+TITLES = {
+    "task_created": {"en": "New task: {name}", "zh": "新任务：{name}"},
+    "reminder": {"en": "Reminder: {name} is due soon", "zh": "提醒：{name} 即将到期"},
+    "overdue": {"en": "Overdue: {name}", "zh": "已逾期：{name}"},
+    "escalated": {"en": "Escalated: {name}", "zh": "已升级：{name}"},
+}
+
+EMAIL_TEXT = """{{ title }}
+
+{{ intro }}
+{% if business_key %}Reference: {{ business_key }}
+{% endif %}{% if due_at %}Due: {{ due_at }}
+{% endif %}Process: {{ process_key }}
+
+Open it: {{ url }}
+"""
+
+EMAIL_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body style="font-family: 'Noto Sans CJK SC', 'PingFang SC', Arial, sans-serif">
+<h2>{{ title }}</h2>
+<p>{{ intro }}</p>
+<table>
+{% if business_key %}<tr><th align="left">Reference</th><td>{{ business_key }}</td></tr>{% endif %}
+{% if due_at %}<tr><th align="left">Due</th><td>{{ due_at }}</td></tr>{% endif %}
+<tr><th align="left">Process</th><td>{{ process_key }}</td></tr>
+</table>
+<p><a href="{{ url }}">Open the task</a></p>
+</body></html>
+"""
+
+ROBOT_MARKDOWN = """### {{ title }}
+{{ intro }}
+{% if business_key %}- Reference: {{ business_key }}
+{% endif %}{% if due_at %}- Due: {{ due_at }}
+{% endif %}- Process: {{ process_key }}
+
+[Open the task]({{ url }})"""
+
+INTROS = {
+    "task_created": "A task is waiting for you: {name}.",
+    "reminder": "The task {name} is due soon.",
+    "overdue": "The task {name} is overdue.",
+    "escalated": "The task {name} was escalated.",
+}
+
+_templates = Environment(
+    loader=DictLoader({"email.txt": EMAIL_TEXT, "email.html": EMAIL_HTML, "robot.md": ROBOT_MARKDOWN}),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+# --- handlers (inside the publishing transaction) -----------------------------------------------------------
+
+
+@handles(events.TaskCreated)
+def notify_task_created(event: events.TaskCreated, uow) -> None:
+    users = tuple(filter(None, [event.assignee])) or tuple(event.candidate_users)
+    groups = () if event.assignee else tuple(event.candidate_groups)
+    facts = _task_facts(event, uow)
+    notify(uow, "task_created", facts, resolve_recipients(uow, users, groups))
+
+
+def _notify_escalation(reason: str) -> Callable:
+    def handler(event, uow) -> None:
+        facts = _task_facts(event, uow)
+        notify(uow, reason, facts, resolve_recipients(uow, *_escalation_audience(event)))
+
+    handler.__name__ = f"notify_{reason}"
+    return handler
+
+
+def _register_escalation_handlers() -> None:
+    for name, reason in ESCALATION_EVENTS.items():
+        event_type = getattr(events, name, None)
+        if event_type is not None:
+            handles(event_type)(_notify_escalation(reason))
+
+
+def _escalation_audience(event) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Usernames and group names an escalation event addresses (its notify lists, else the assignee, else
+    the candidates), whatever subset of these fields the event carries."""
+    users, groups = [], []
+    for field in ("recipients", "notify_users", "supervisor"):
+        users += _as_names(getattr(event, field, None))
+    for field in ("notify_groups", "groups"):
+        groups += _as_names(getattr(event, field, None))
+    if not users and not groups:
+        users += _as_names(getattr(event, "assignee", None))
+    if not users and not groups:
+        users += _as_names(getattr(event, "candidate_users", None))
+        groups += _as_names(getattr(event, "candidate_groups", None))
+    return tuple(dict.fromkeys(users)), tuple(dict.fromkeys(groups))
+
+
+def _as_names(value) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value if item]
+
+
+def _task_facts(event, uow) -> dict[str, Any]:
+    task = _task_of_this_transaction(uow, getattr(event, "task_id", None))
+    name = (getattr(event, "name", None) or getattr(event, "task_name", None)
+            or getattr(event, "element_id", ""))
+    due_at = getattr(event, "due_at", None) or getattr(task, "due_at", None)
+    return {"task_id": getattr(event, "task_id", None), "instance_id": getattr(event, "instance_id", None),
+            "process_key": getattr(event, "process_key", None) or "", "name": name or "",
+            "business_key": getattr(event, "business_key", None) or getattr(task, "business_key", None),
+            "due_at": due_at.isoformat() if isinstance(due_at, datetime) else due_at,
+            "at": uow.clock.now().isoformat()}
+
+
+def _task_of_this_transaction(uow, task_id: str | None) -> Task | None:
+    """The task row this transaction touched: pending or already flushed, it is in the session (no query)."""
+    if task_id is None:
+        return None
+    pending = next((row for row in uow.session.new if isinstance(row, Task) and row.id == task_id), None)
+    return pending or uow.session.identity_map.get(identity_key(Task, task_id))
+
+
+def resolve_recipients(uow, users: Iterable[str], groups: Iterable[str]) -> list[tuple[str, str | None, str]]:
+    """(username, email, language) of the active users named directly or through their groups: one query."""
+    users, groups = list(users), list(groups)
+    if not users and not groups:
+        return []
+    in_groups = (select(UserGroup.user_id).join(Group, Group.id == UserGroup.group_id)
+                 .where(Group.name.in_(groups)))
+    query = (select(User.username, User.email, User.locale).where(User.active.is_(True))
+             .where(or_(User.username.in_(users), User.id.in_(in_groups))).order_by(User.username))
+    return [(row.username, row.email, _language(row.locale)) for row in uow.session.execute(query)]
+
+
+def _language(locale: str | None) -> str:
+    return "zh" if (locale or "").lower().startswith("zh") else "en"
+
+
+def notify(uow, reason: str, facts: dict[str, Any], recipients: list[tuple[str, str | None, str]]) -> None:
+    """Add in-app rows and outbox messages for one event: batched, nothing rendered or sent here."""
+    settings = uow.settings
+    link = f"/tasks/{facts['task_id']}" if facts.get("task_id") else None
+    if recipients:
+        rows = [{"username": username, "title": _title(reason, facts, language)[:300],
+                 "body": INTROS[reason].format(name=facts["name"]), "link": link,
+                 "created_at": uow.clock.now()} for username, _email, language in recipients]
+        outbox.insert_rows(uow, Notification, rows)
+    messages = []
+    if getattr(settings, "smtp_host", ""):
+        messages += [("email", {"to": email, "username": username, "reason": reason, "language": language,
+                                "facts": facts}, None) for username, email, language in recipients if email]
+    messages += [(kind, {"reason": reason, "facts": facts, "recipients": [r[0] for r in recipients]}, None)
+                 for kind in robot_kinds(settings)]
+    if messages:
+        outbox.enqueue_many(uow, messages)
+
+
+def robot_kinds(settings) -> list[str]:
+    """The chat/webhook channels that are configured (each event goes once to each of them)."""
+    configured = {"webhook": "webhook_url", "dingtalk": "dingtalk_webhook", "wecom": "wecom_webhook"}
+    return [kind for kind, setting in configured.items() if getattr(settings, setting, "")]
+
+
+def _title(reason: str, facts: dict[str, Any], language: str) -> str:
+    return TITLES[reason][language].format(name=facts.get("name") or "")
+
+
+# --- rendering (at delivery) --------------------------------------------------------------------------------
+
+
+def render_context(payload: dict[str, Any], public_url: str) -> dict[str, Any]:
+    facts, reason = payload.get("facts", {}), payload.get("reason", "task_created")
+    language = payload.get("language", "en")
+    url = f"{public_url.rstrip('/')}/tasks/{facts.get('task_id')}" if facts.get("task_id") else public_url
+    return {"title": _title(reason, facts, language),
+            "intro": INTROS[reason].format(name=facts.get("name", "")),
+            "business_key": facts.get("business_key"), "due_at": facts.get("due_at"),
+            "process_key": facts.get("process_key", ""), "url": url}
+
+
+def render_email(payload: dict[str, Any], public_url: str) -> transport.Email:
+    context = render_context(payload, public_url)
+    return transport.Email(to=payload["to"], subject=context["title"],
+                           text=_templates.get_template("email.txt").render(context),
+                           html=_templates.get_template("email.html").render(context))
+
+
+def render_robot(payload: dict[str, Any], public_url: str) -> tuple[str, str]:
+    context = render_context(payload, public_url)
+    return context["title"], _templates.get_template("robot.md").render(context)
+
+
+def webhook_body(delivery: outbox.Delivery) -> dict[str, Any]:
+    payload = delivery.payload
+    if "body" in payload:  # a message enqueued by another service (webhook subscriptions) with its own body
+        return {"id": delivery.outbox_id, **payload["body"]}
+    return {"id": delivery.outbox_id, "event": EVENT_NAMES.get(payload.get("reason"), "task.notification"),
+            "data": payload.get("facts", {}), "recipients": payload.get("recipients", [])}
+
+
+def robot_message(payload: dict[str, Any], public_url: str) -> tuple[str, str]:
+    """Title and markdown for a chat robot: our templates for notifications, a key list for other events."""
+    if "reason" in payload:
+        return render_robot(payload, public_url)
+    body = payload.get("body", {})
+    title = str(body.get("event") or payload.get("event") or "bpm event")
+    data = body.get("data") or {}
+    lines = [f"### {title}"] + [f"- {key}: {value}" for key, value in data.items() if value not in (None, "")]
+    return title, "\n".join(lines)
+
+
+# --- channels (the consumer's side) -------------------------------------------------------------------------
+
+
+def build_channels(settings) -> dict[str, Callable]:
+    """kind -> send(delivery, uow) for every channel the settings configure (and in-app, always)."""
+    public_url = getattr(settings, "public_url", "http://127.0.0.1:8000")
+    channels: dict[str, Callable] = {"inapp": deliver_inapp}
+    if settings.smtp_host:
+        mailer = transport.SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_from)
+        channels["email"] = lambda delivery, _uow: mailer.send(render_email(delivery.payload, public_url),
+                                                               delivery.outbox_id)
+    channels["webhook"] = lambda delivery, _uow: send_webhook(delivery, settings, public_url)
+    channels["dingtalk"] = lambda delivery, _uow: transport.post_dingtalk(
+        delivery.payload.get("url") or settings.dingtalk_webhook,
+        delivery.payload.get("secret") or settings.dingtalk_secret,
+        *robot_message(delivery.payload, public_url))
+    channels["wecom"] = lambda delivery, _uow: transport.post_wecom(
+        delivery.payload.get("url") or settings.wecom_webhook, robot_message(delivery.payload, public_url)[1])
+    return channels
+
+
+def send_webhook(delivery: outbox.Delivery, settings, public_url: str) -> None:
+    """A "webhook" message: generic signed JSON, or a DingTalk / WeCom robot post when its format says so."""
+    payload = delivery.payload
+    url, secret = payload.get("url") or settings.webhook_url, payload.get("secret") or settings.webhook_secret
+    style = payload.get("format", "generic")
+    if style == "dingtalk":
+        transport.post_dingtalk(url, payload.get("secret") or "", *robot_message(payload, public_url))
+    elif style == "wecom":
+        transport.post_wecom(url, robot_message(payload, public_url)[1])
+    else:
+        transport.post_signed_json(url, secret, webhook_body(delivery), delivery.outbox_id)
+
+
+def deliver_inapp(delivery: outbox.Delivery, uow) -> None:
+    """An in-app message enqueued through the outbox: {"username", "title", "body"?, "link"?}."""
+    payload = delivery.payload
+    uow.session.add(Notification(username=payload["username"], title=str(payload["title"])[:300],
+                                 body=payload.get("body", ""), link=payload.get("link"),
+                                 created_at=uow.clock.now()))
+
+
+# --- in-app notifications over the API ----------------------------------------------------------------------
+
+
+def list_notifications(username: str, uow, unread_only: bool = False, limit: int = 50,
+                       before_id: int | None = None) -> list[Notification]:
+    query = select(Notification).where(Notification.username == username)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if before_id:
+        query = query.where(Notification.id < before_id)
+    with uow:
+        return list(uow.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
+
+
+def unread_count(username: str, uow) -> int:
+    query = select(func.count()).where(Notification.username == username, Notification.read_at.is_(None))
+    with uow:
+        return uow.session.scalar(query)
+
+
+def mark_read(notification_id: int, username: str, uow) -> Notification:
+    with uow:
+        row = uow.session.get(Notification, notification_id)
+        if row is None or row.username != username:
+            raise NotFound(f"notification {notification_id} does not exist")
+        row.read_at = row.read_at or uow.clock.now()
+        uow.commit()
+    return row
+
+
+def mark_all_read(username: str, uow) -> int:
+    with uow:
+        result = uow.session.execute(
+            update(Notification).where(Notification.username == username, Notification.read_at.is_(None))
+            .values(read_at=uow.clock.now()))
+        uow.commit()
+    return result.rowcount or 0
+
+
+_register_escalation_handlers()

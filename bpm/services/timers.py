@@ -1,0 +1,293 @@
+"""The scheduler side of timers: fire due timer rows, and start instances from timer start events.
+
+Timer rows are written by the projection (bpm.services.projection) in the transaction that makes an instance
+wait. Here a poll finds the due rows through ix_timers_due, and each timer fires in a transaction of its own:
+the row is claimed with FOR UPDATE SKIP LOCKED and the instance row locked the same way (PostgreSQL; SQLite
+serializes writers with BEGIN IMMEDIATE), so any number of schedulers can run side by side and a timer fires
+once in effect. A failure rolls the step back, opens an incident and backs the timer off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import defer
+
+from bpm import engine, expressions
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Timer
+from bpm.adapters.orm_timers import TimerSchedule
+from bpm.adapters.unit_of_work import UnitOfWork
+from bpm.clock import utc
+from bpm.domain import events
+from bpm.domain.errors import ConcurrencyConflict, DeploymentRejected
+from bpm.services import definitions, incidents
+from bpm.services.instances import _scripts_allowed
+from bpm.services.projection import apply_snapshot, record
+
+log = logging.getLogger(__name__)
+SYSTEM = "system"
+FIRED, SKIPPED, FAILED = "fired", "skipped", "failed"
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+# --- firing waiting timers ---
+
+
+def fire_due_timers(uow_factory: UowFactory, limit: int = 500) -> int:
+    """One scheduler pass: fire up to `limit` due timers, oldest first, each in its own transaction.
+
+    Returns how many timer occurrences fired (a cycle that was behind counts each occurrence it caught up).
+    Safe to call from several processes or threads at once.
+    """
+    fired = 0
+    for timer_id in due_timer_ids(uow_factory, limit):
+        fired += fire_timer(uow_factory, timer_id)[1]
+    return fired
+
+
+def due_timer_query(now: datetime, limit: int):
+    """The poll: waiting timers due by `now` whose job is not backing off after a failure (ix_timers_due)."""
+    return (select(Timer.id).where(Timer.status == "waiting", Timer.due_at <= now,
+                                   incidents.not_held_back("timer", Timer.id, now))
+            .order_by(Timer.due_at).limit(limit))
+
+
+def due_timer_ids(uow_factory: UowFactory, limit: int) -> list[int]:
+    uow = uow_factory()
+    with uow:
+        return list(uow.session.scalars(due_timer_query(uow.clock.now(), limit)))
+
+
+def fire_timer(uow_factory: UowFactory, timer_id: int) -> tuple[str, int]:
+    """Fire one timer row if it is still waiting and due: (FIRED | SKIPPED (gone, not due, busy) | FAILED,
+    occurrences fired)."""
+    job = incidents.Job("timer", str(timer_id))
+    uow = uow_factory()
+    try:
+        with uow:
+            occurrences = _fire_in_transaction(uow, timer_id, job)
+            if occurrences or uow.session.dirty or uow.session.deleted:
+                uow.commit()
+            return (FIRED if occurrences else SKIPPED), occurrences
+    except (ConcurrencyConflict, OperationalError) as error:
+        # Another writer changed the instance (or a deadlock/serialization error): the row stays and the next
+        # pass tries again, no incident for a race.
+        log.info("timer %s not fired this pass: %s", timer_id, str(error).split("\n")[0])
+        return SKIPPED, 0
+    except Exception as error:  # noqa: BLE001 - any failure of the step becomes an incident, never a lost timer
+        log.warning("timer %s failed: %s", timer_id, error)
+        incidents.record_failure(uow_factory, job, error)
+        return FAILED, 0
+
+
+def _fire_in_transaction(uow: UnitOfWork, timer_id: int, job: incidents.Job) -> int:
+    now = uow.clock.now()
+    # One statement claims the timer and locks its instance; a row another scheduler holds is skipped (that
+    # scheduler fires every due timer of the instance), so schedulers never wait on each other.
+    # The definition comes along without its large texts (the parsed spec is cached per version).
+    claimed = uow.session.execute(
+        select(Timer, ProcessInstance, ProcessDefinition)
+        .join(ProcessInstance, ProcessInstance.id == Timer.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .options(defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json))
+        .where(Timer.id == timer_id, Timer.status == "waiting", Timer.due_at <= now)
+        .with_for_update(skip_locked=True, of=[Timer, ProcessInstance])).first()
+    if claimed is None:
+        return 0
+    timer, instance, definition = claimed
+    job.instance_id, job.process_key, job.element_id = instance.id, instance.process_key, timer.element_id
+    job.element_name = _element_name(definition, timer.element_id)
+    if instance.status != "running":
+        uow.session.delete(timer)
+        return 0
+    workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
+    fired = engine.fire_due_timers(workflow, now)
+    snap = engine.snapshot(workflow)
+    for done in fired:
+        _record_fired(uow, instance, definition, done, now)
+    had_incident = instance.incident is not None
+    apply_snapshot(uow, instance, definition, snap, None)
+    if had_incident:  # every open incident marks its instance: without a marker there is nothing to resolve
+        incidents.resolve_job(uow, "timer", job.id, "the timer fired")
+    return len(fired)
+
+
+def _record_fired(uow, instance, definition, timer: engine.WaitingTimer, now: datetime) -> None:
+    due = utc(timer.due_at)
+    record(uow, instance.id, "timer.fired", SYSTEM, element_id=timer.element_id,
+           element_name=_element_name(definition, timer.element_id),
+           data={"kind": timer.kind, "due_at": due.isoformat(), "fired_at": now.isoformat(),
+                 "lag_seconds": round((now - due).total_seconds(), 6)})
+
+
+def _element_name(definition: ProcessDefinition, element_id: str | None) -> str | None:
+    return (definition.model or {}).get("elements", {}).get(element_id or "", {}).get("name")
+
+
+@incidents.retries("timer")
+def retry_timer(uow_factory: UowFactory, job_id: str) -> bool:
+    """Manual retry: fire the timer now, whatever its back-off. True when it fired or has nothing to fire."""
+    outcome, _ = fire_timer(uow_factory, int(job_id))
+    if outcome == FIRED:
+        return True
+    if outcome == FAILED:
+        return False
+    uow = uow_factory()
+    with uow:
+        return uow.session.get(Timer, int(job_id)) is None  # gone: the branch moved on, nothing to retry
+
+
+# --- timer start events: schedules kept per deployed version ---
+
+
+def schedule_timer_starts(uow: UnitOfWork, rows: list[ProcessDefinition], _command=None) -> None:
+    """Deploy hook: the new version's timer start events replace the schedules of older versions."""
+    now = uow.clock.now()
+    for definition in rows:
+        starts = _timer_starts_of(definition)
+        older = update(TimerSchedule).where(TimerSchedule.process_key == definition.key,
+                                            TimerSchedule.status == "active")
+        uow.session.execute(older.values(status="replaced"))
+        for start in starts:
+            uow.session.add(_new_schedule(definition, start, now))
+
+
+def _timer_starts_of(definition: ProcessDefinition) -> list[engine.TimerStart]:
+    try:
+        return engine.timer_start_events(definition.bpmn_xml, definition.key)
+    except expressions.ExpressionError as error:
+        raise DeploymentRejected(f"process '{definition.key}': timer start event: {error}",
+                                 [{"code": "expression", "message": str(error), "element_type": "startEvent"}]
+                                 ) from error
+
+
+def _new_schedule(definition: ProcessDefinition, start: engine.TimerStart, now: datetime) -> TimerSchedule:
+    try:
+        occurrence = engine.first_occurrence(start, now)
+    except expressions.ExpressionError as error:
+        raise DeploymentRejected(
+            f"timer start event '{start.element_id}' of '{definition.key}': {error} (a timer start event "
+            "must be a literal date, duration or cycle: it is evaluated without process variables)",
+            [{"code": "expression", "message": str(error), "element_id": start.element_id,
+              "element_type": "startEvent"}]) from error
+    return TimerSchedule(process_key=definition.key, definition_id=definition.id, element_id=start.element_id,
+                         kind=start.kind, expression=start.expression, next_due_at=occurrence.due_at,
+                         remaining=occurrence.remaining, interval_seconds=occurrence.interval_seconds,
+                         status="active", started_count=0, created_at=now)
+
+
+definitions.DEPLOY_HOOKS.append(schedule_timer_starts)
+
+
+def start_scheduled_instances(uow_factory: UowFactory, limit: int = 100) -> int:
+    """One scheduler pass over due timer start schedules: each due occurrence starts one new instance."""
+    uow = uow_factory()
+    with uow:
+        now = uow.clock.now()
+        ids = list(uow.session.scalars(
+            select(TimerSchedule.id).where(TimerSchedule.status == "active", TimerSchedule.next_due_at <= now,
+                                           incidents.not_held_back("timer_start", TimerSchedule.id, now))
+            .order_by(TimerSchedule.next_due_at).limit(limit)))
+    return sum(1 for schedule_id in ids if start_scheduled(uow_factory, schedule_id) == FIRED)
+
+
+def start_scheduled(uow_factory: UowFactory, schedule_id: int) -> str:
+    job = incidents.Job("timer_start", str(schedule_id))
+    uow = uow_factory()
+    try:
+        with uow:
+            outcome = _start_in_transaction(uow, schedule_id, job)
+            if outcome == FIRED:
+                uow.commit()
+            return outcome
+    except (ConcurrencyConflict, OperationalError) as error:
+        log.info("schedule %s not run this pass: %s", schedule_id, str(error).split("\n")[0])
+        return SKIPPED
+    except Exception as error:  # noqa: BLE001 - a failing start becomes an incident
+        log.warning("timer start schedule %s failed: %s", schedule_id, error)
+        incidents.record_failure(uow_factory, job, error)
+        return FAILED
+
+
+def _start_in_transaction(uow: UnitOfWork, schedule_id: int, job: incidents.Job) -> str:
+    import uuid
+
+    now = uow.clock.now()
+    schedule = uow.session.scalar(select(TimerSchedule).where(
+        TimerSchedule.id == schedule_id, TimerSchedule.status == "active", TimerSchedule.next_due_at <= now)
+        .with_for_update(skip_locked=True))
+    if schedule is None:
+        return SKIPPED
+    definition = uow.session.get(ProcessDefinition, schedule.definition_id)
+    job.process_key, job.element_id = schedule.process_key, schedule.element_id
+    job.element_name = _element_name(definition, schedule.element_id)
+    due = utc(schedule.next_due_at)
+    workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).new_workflow()
+    engine.start_by_timer(workflow, schedule.element_id, {}, now)
+    snap = engine.snapshot(workflow)
+    instance = ProcessInstance(id=str(uuid.uuid4()), definition_id=definition.id, process_key=definition.key,
+                               status="running", state_json=snap.state_json, started_by=SYSTEM,
+                               started_at=now)
+    uow.session.add(instance)
+    record(uow, instance.id, "instance.started", SYSTEM, element_id=schedule.element_id,
+           element_name=job.element_name,
+           data={"process_key": definition.key, "version": definition.version, "trigger": "timer",
+                 "schedule_id": schedule.id, "due_at": due.isoformat(),
+                 "lag_seconds": round((now - due).total_seconds(), 6)})
+    uow.publish(events.InstanceStarted(instance.id, definition.key, None, SYSTEM))
+    apply_snapshot(uow, instance, definition, snap, SYSTEM, new=True)
+    _advance(schedule, due, now)
+    incidents.resolve_job(uow, "timer_start", job.id, "the instance started")
+    return FIRED
+
+
+def _advance(schedule: TimerSchedule, due: datetime, now: datetime) -> None:
+    schedule.started_count += 1
+    schedule.last_started_at = now
+    if schedule.remaining > 0:
+        schedule.remaining -= 1
+    if schedule.remaining == 0 or not schedule.interval_seconds:
+        schedule.status, schedule.next_due_at = "done", None
+        return
+    schedule.next_due_at = due + timedelta(seconds=schedule.interval_seconds)
+
+
+@incidents.retries("timer_start")
+def retry_schedule(uow_factory: UowFactory, job_id: str) -> bool:
+    outcome = start_scheduled(uow_factory, int(job_id))
+    if outcome == FIRED:
+        return True
+    if outcome == FAILED:
+        return False
+    uow = uow_factory()
+    with uow:
+        schedule = uow.session.get(TimerSchedule, int(job_id))
+        return schedule is None or schedule.status != "active"
+
+
+# --- one synchronous pass of every time-driven job (manual clock, embedded loop) ---
+
+
+MAX_CATCH_UP_ROUNDS = 1000
+
+
+def run_due_work(uow_factory: UowFactory, max_rounds: int = MAX_CATCH_UP_ROUNDS) -> dict[str, int]:
+    """Run timer starts, timers and escalations until nothing more is due (a cycle far behind catches up one
+    occurrence per round). Returns how many of each ran."""
+    from bpm.services import escalation  # late: escalation registers handlers on import
+
+    totals = {"instances_started": 0, "timers_fired": 0, "escalations": 0}
+    for _ in range(max_rounds):
+        ran = {"instances_started": start_scheduled_instances(uow_factory),
+               "timers_fired": fire_due_timers(uow_factory),
+               "escalations": escalation.run_due_escalations(uow_factory)}
+        for name, count in ran.items():
+            totals[name] += count
+        if not any(ran.values()):
+            break
+    return totals

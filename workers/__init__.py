@@ -1,0 +1,1 @@
+"""Background processes: the Celery app and tasks (production) and the in-process loops (embedded mode)."""
