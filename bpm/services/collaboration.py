@@ -1,0 +1,388 @@
+"""Around a task: comments with @mentions, attachments, CC (抄送), deputies (out of office), saved filters,
+and what happens when a task is created (deputy takes it, CC rows, approver dedupe).
+
+Attachment bytes are stored under Settings.var_dir/attachments, never in the database row; they are served
+only to people who may see the task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bpm.adapters.orm import ProcessDefinition, Task, TaskCandidate, User
+from bpm.adapters.orm_approvals import (
+    ApprovalRecord,
+    SavedFilter,
+    Substitute,
+    TaskAttachment,
+    TaskCc,
+    TaskComment,
+)
+from bpm.adapters.unit_of_work import UnitOfWork
+from bpm.clock import utc
+from bpm.domain import events
+from bpm.domain.errors import InvalidTransition, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
+from bpm.domain.model import Actor
+from bpm.services import approval_notify
+from bpm.services.handlers import handles
+from bpm.services.projection import record
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+ALLOWED_CONTENT_TYPES = frozenset({
+    "application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "text/csv",
+    "application/msword", "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+})
+MENTION = re.compile(r"@([A-Za-z0-9_.\-]+)")
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+
+
+# --- visibility -----------------------------------------------------------------------------------
+
+
+def visible_task(uow, actor: Actor, task_id: str) -> Task:
+    """The task if the actor may see it (worker, signer, CC'd, instance reader), else 404/403."""
+    from bpm.services.tasks import get_task, may_see_task
+
+    task = get_task(uow, task_id)
+    if not may_see_task(uow, actor, task):
+        raise PermissionDenied("you may not see this task")
+    return task
+
+
+def seen_through_approvals(uow, actor: Actor, task: Task) -> bool:
+    """Signers, CC'd people, delegation owners and deputised users see a task too (read-only for CC)."""
+    from bpm.services.approvals import is_signer
+
+    if actor.username in (task.owner, task.substitute_for):
+        return True
+    if is_signer(uow, task.id, actor.username):
+        return True
+    return is_cc(uow, actor, task.id)
+
+
+def is_cc(uow, actor: Actor, task_id: str) -> bool:
+    names = [("u", actor.username)] + [("g", g) for g in actor.groups]
+    rows = uow.session.scalars(select(TaskCc.kind).where(TaskCc.task_id == task_id).where(
+        (TaskCc.kind + ":" + TaskCc.name).in_([f"{k}:{n}" for k, n in names])))
+    return rows.first() is not None
+
+
+# --- comments -------------------------------------------------------------------------------------
+
+
+def add_comment(task_id: str, actor: Actor, text: str, uow: UnitOfWork) -> TaskComment:
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed("a comment needs text", {"text": ["must not be empty"]})
+    with uow:
+        task = visible_task(uow, actor, task_id)
+        mentions = _known_users(uow, MENTION.findall(text))
+        comment = TaskComment(task_id=task.id, instance_id=task.instance_id, author=actor.username, text=text,
+                              mentions=mentions, created_at=uow.clock.now())
+        uow.session.add(comment)
+        record(uow, task.instance_id, "task.commented", actor.username, element_id=task.element_id,
+               element_name=task.name, task_id=task.id, data={"text": text[:500], "mentions": mentions})
+        approval_notify.users(uow, [m for m in mentions if m != actor.username],
+                              f"{actor.username} mentioned you on {task.name}", text[:500], task)
+        uow.commit()
+        return comment
+
+
+def list_comments(task_id: str, actor: Actor, uow: UnitOfWork) -> list[TaskComment]:
+    with uow:
+        visible_task(uow, actor, task_id)
+        return list(uow.session.scalars(select(TaskComment).where(TaskComment.task_id == task_id)
+                                        .order_by(TaskComment.id)))
+
+
+def _known_users(uow, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    known = set(uow.session.scalars(select(User.username).where(User.username.in_(names))))
+    return [n for n in dict.fromkeys(names) if n in known]
+
+
+# --- attachments ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def add_attachment(task_id: str, actor: Actor, upload: Upload, uow: UnitOfWork) -> TaskAttachment:
+    _check_upload(upload)
+    with uow:
+        task = visible_task(uow, actor, task_id)
+        if task.status != "open":
+            raise InvalidTransition(f"the task is {task.status}; attachments can only be added to open tasks")
+        storage_name = uuid.uuid4().hex
+        path = _attachment_dir(uow) / storage_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(upload.data)
+        row = TaskAttachment(task_id=task.id, instance_id=task.instance_id, filename=_safe_name(upload.filename),
+                             content_type=upload.content_type, size=len(upload.data),
+                             sha256=hashlib.sha256(upload.data).hexdigest(), storage_name=storage_name,
+                             uploaded_by=actor.username, created_at=uow.clock.now())
+        uow.session.add(row)
+        record(uow, task.instance_id, "task.attachment_added", actor.username, element_id=task.element_id,
+               element_name=task.name, task_id=task.id, data={"filename": row.filename, "size": row.size})
+        try:
+            uow.commit()
+        except Exception:
+            path.unlink(missing_ok=True)  # no row points at the file: do not leave it behind
+            raise
+        return row
+
+
+def _check_upload(upload: Upload) -> None:
+    if len(upload.data) > MAX_ATTACHMENT_BYTES:
+        raise PayloadTooLarge(f"attachments are limited to {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB",
+                              [{"field": "file", "message": "too large"}])
+    content_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if content_type not in ALLOWED_CONTENT_TYPES:
+        raise ValidationFailed(f"content type '{content_type}' is not allowed",
+                               {"file": [f"allowed: {', '.join(sorted(ALLOWED_CONTENT_TYPES))}"]})
+    upload.content_type = content_type
+    if not upload.data:
+        raise ValidationFailed("the file is empty", {"file": ["must not be empty"]})
+
+
+def _safe_name(filename: str) -> str:
+    name = Path(filename or "attachment").name.replace("\x00", "")
+    return name[:255] or "attachment"
+
+
+def _attachment_dir(uow) -> Path:
+    return Path(uow.settings.var_dir) / "attachments"
+
+
+def list_attachments(task_id: str, actor: Actor, uow: UnitOfWork) -> list[TaskAttachment]:
+    with uow:
+        visible_task(uow, actor, task_id)
+        return list(uow.session.scalars(select(TaskAttachment).where(TaskAttachment.task_id == task_id)
+                                        .order_by(TaskAttachment.id)))
+
+
+def open_attachment(attachment_id: int, actor: Actor, uow: UnitOfWork) -> tuple[TaskAttachment, Path]:
+    with uow:
+        row = uow.session.get(TaskAttachment, attachment_id)
+        if row is None:
+            raise NotFound(f"attachment {attachment_id} not found")
+        visible_task(uow, actor, row.task_id)
+        path = _attachment_dir(uow) / row.storage_name
+        if not path.is_file():
+            raise NotFound(f"the file of attachment {attachment_id} is missing")
+        return row, path
+
+
+# --- CC (抄送) --------------------------------------------------------------------------------------
+
+
+def parse_cc(text: str | None) -> list[tuple[str, str]]:
+    """`user:alice, group:finance, bob` -> [("u", "alice"), ("g", "finance"), ("u", "bob")]."""
+    entries = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kind, _, name = part.partition(":") if ":" in part else ("user", "", part)
+        kind = {"user": "u", "group": "g"}.get(kind.strip().lower())
+        if kind and name.strip():
+            entries.append((kind, name.strip()))
+    return list(dict.fromkeys(entries))
+
+
+# --- deputies (out of office) ---------------------------------------------------------------------
+
+
+def set_substitute(actor: Actor, deputy: str, starts_at: datetime, ends_at: datetime,
+                   uow: UnitOfWork) -> Substitute:
+    if utc(ends_at) <= utc(starts_at):
+        raise ValidationFailed("the range ends before it starts", {"ends_at": ["must be after starts_at"]})
+    if deputy == actor.username:
+        raise ValidationFailed("you cannot be your own deputy", {"deputy": ["must be someone else"]})
+    with uow:
+        if not _known_users(uow, [deputy]):
+            raise ValidationFailed(f"unknown user '{deputy}'", {"deputy": ["unknown user"]})
+        row = uow.session.get(Substitute, actor.username) or Substitute(username=actor.username)
+        row.deputy, row.starts_at, row.ends_at, row.created_at = deputy, starts_at, ends_at, uow.clock.now()
+        uow.session.add(row)
+        uow.commit()
+        return row
+
+
+def get_substitute(actor: Actor, uow: UnitOfWork) -> Substitute:
+    with uow:
+        row = uow.session.get(Substitute, actor.username)
+        if row is None:
+            raise NotFound("you have no deputy set")
+        return row
+
+
+def clear_substitute(actor: Actor, uow: UnitOfWork) -> None:
+    with uow:
+        uow.session.execute(delete(Substitute).where(Substitute.username == actor.username))
+        uow.commit()
+
+
+def active_deputy(uow, username: str) -> str | None:
+    row = uow.session.get(Substitute, username)
+    now = uow.clock.now()
+    if row is not None and utc(row.starts_at) <= now < utc(row.ends_at):
+        return row.deputy
+    return None
+
+
+# --- saved filters --------------------------------------------------------------------------------
+
+
+def save_filter(actor: Actor, name: str, query: dict[str, Any], uow: UnitOfWork) -> SavedFilter:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("a saved filter needs a name", {"name": ["must not be empty"]})
+    with uow:
+        row = SavedFilter(username=actor.username, name=name[:100], query=query, created_at=uow.clock.now())
+        uow.session.add(row)
+        try:
+            uow.commit()
+        except IntegrityError as error:
+            raise InvalidTransition(f"you already have a filter named '{name}'") from error
+        return row
+
+
+def list_filters(actor: Actor, uow: UnitOfWork) -> list[SavedFilter]:
+    with uow:
+        return list(uow.session.scalars(select(SavedFilter).where(SavedFilter.username == actor.username)
+                                        .order_by(SavedFilter.name)))
+
+
+def delete_filter(actor: Actor, filter_id: int, uow: UnitOfWork) -> None:
+    with uow:
+        row = uow.session.get(SavedFilter, filter_id)
+        if row is None or row.username != actor.username:
+            raise NotFound(f"saved filter {filter_id} not found")
+        uow.session.delete(row)
+        uow.commit()
+
+
+# --- when a task is created -----------------------------------------------------------------------
+
+
+@handles(events.TaskCreated)
+def on_task_created(event: events.TaskCreated, uow) -> None:
+    """Deputy takes over, CC rows are written, and an already-given approval is reused (dedupe)."""
+    uow.flush()
+    task = uow.session.get(Task, event.task_id)
+    if task is None or task.status != "open":
+        return
+    _mirror_due_date(uow, task)
+    _hand_to_deputy(uow, task)
+    _copy_in(uow, task, event.properties.get("bpm.cc"))
+    _dedupe_approval(uow, task)
+
+
+def _mirror_due_date(uow, task: Task) -> None:
+    if task.due_at is not None:
+        uow.session.execute(update(TaskCandidate).where(TaskCandidate.task_id == task.id)
+                            .values(due_at=task.due_at).execution_options(synchronize_session=False))
+
+
+@handles(events.TaskCompleted)
+def on_task_completed(event: events.TaskCompleted, uow) -> None:
+    set_candidates_open(uow, event.task_id, False)
+
+
+@handles(events.TaskCancelled)
+def on_task_cancelled(event: events.TaskCancelled, uow) -> None:
+    set_candidates_open(uow, event.task_id, False)
+
+
+def set_candidates_open(uow, task_id: str, is_open: bool) -> None:
+    """Closed tasks leave the per-group due-date index the inbox walks."""
+    uow.session.execute(update(TaskCandidate).where(TaskCandidate.task_id == task_id)
+                        .values(is_open=is_open).execution_options(synchronize_session=False))
+
+
+def _hand_to_deputy(uow, task: Task) -> None:
+    deputy = active_deputy(uow, task.assignee) if task.assignee else None
+    if deputy is None:
+        return
+    task.substitute_for, task.assignee = task.assignee, deputy
+    record(uow, task.instance_id, "task.substituted", None, element_id=task.element_id, element_name=task.name,
+           task_id=task.id, data={"original_assignee": task.substitute_for, "deputy": deputy})
+
+
+def _copy_in(uow, task: Task, cc_text: str | None) -> None:
+    entries = parse_cc(cc_text)
+    for kind, name in entries:
+        uow.session.add(TaskCc(task_id=task.id, kind=kind, name=name, created_at=uow.clock.now()))
+    if entries:
+        record(uow, task.instance_id, "task.cc", None, element_id=task.element_id, element_name=task.name,
+               task_id=task.id, data={"cc": [f"{'user' if k == 'u' else 'group'}:{n}" for k, n in entries]})
+        approval_notify.users(uow, [n for k, n in entries if k == "u"], f"For your information: {task.name}",
+                              None, task)
+
+
+def _dedupe_approval(uow, task: Task) -> None:
+    if not task.assignee:
+        return
+    definition = _definition_of(uow, task)
+    if not dedupe_enabled(definition):
+        return
+    earlier = uow.session.scalar(select(ApprovalRecord.id).where(
+        ApprovalRecord.instance_id == task.instance_id, ApprovalRecord.actor == task.assignee,
+        ApprovalRecord.outcome == "approved", ApprovalRecord.task_id != task.id))
+    if earlier is None:
+        return
+    from bpm.services.approvals import APPROVED, Decide, _finish
+
+    actor = Actor(task.assignee, frozenset(), frozenset())
+    _finish(uow, task, task.assignee, APPROVED,
+            Decide(task.id, actor, APPROVED, "auto-approved: already approved an earlier step"), role="auto")
+
+
+def _definition_of(uow, task: Task) -> ProcessDefinition:
+    from bpm.services.instances import get_instance
+
+    return uow.session.get(ProcessDefinition, get_instance(uow, task.instance_id).definition_id)
+
+
+_DEDUPE: dict[tuple[int, str], bool] = {}
+
+
+def dedupe_enabled(definition: ProcessDefinition) -> bool:
+    """Process-level camunda:property `bpm.dedupeApprovers` = true (read once per definition version)."""
+    key = (definition.id, definition.checksum)
+    if key not in _DEDUPE:
+        _DEDUPE[key] = _process_property(definition, "bpm.dedupeApprovers") == "true"
+    return _DEDUPE[key]
+
+
+def _process_property(definition: ProcessDefinition, name: str) -> str | None:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    root = etree.fromstring(definition.bpmn_xml.encode(), parser)
+    process = root.find(f"{{{BPMN_NS}}}process[@id='{definition.key}']")
+    if process is None:
+        return None
+    for prop in process.findall(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/"
+                                f"{{{CAMUNDA_NS}}}property"):
+        if prop.get("name") == name:
+            return (prop.get("value") or "").strip().lower()
+    return None
