@@ -1,0 +1,117 @@
+"""POST /api/v1/messages: correlate by business key, instance id or variables; start by message; buffer."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from conftest import bpmn_fixture, deploy
+
+ORDERS = bpmn_fixture("order_messages.bpmn")
+
+
+@pytest.fixture
+def deployed(client, users):
+    response = deploy(client, users["dora"], ORDERS)
+    assert response.status_code == 201, response.json
+    return response
+
+
+def start_order(client, users, business_key, variables=None):
+    response = client.post("/api/v1/process-definitions/order_payment/instances", headers=users["ivan"],
+                           json={"business_key": business_key, "variables": variables or {}})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def send(client, headers, **body):
+    return client.post("/api/v1/messages", headers=headers, json=body)
+
+
+def instance(client, users, instance_id):
+    return client.get(f"/api/v1/process-instances/{instance_id}", headers=users["admin"]).json
+
+
+def test_message_by_business_key_resumes_only_that_instance(client, users, deployed):
+    first, second = start_order(client, users, "ORD-1"), start_order(client, users, "ORD-2")
+    response = send(client, users["ivan"], name="payment_received", business_key="ORD-2",
+                    variables={"paid": 120.5})
+    assert response.status_code == 200, response.json
+    assert response.json == {"status": "correlated", "resumed": [second], "started": [], "buffered_id": None}
+    resumed = instance(client, users, second)
+    assert [t["element_id"] for t in resumed["open_tasks"]] == ["ship"]
+    assert resumed["variables"]["paid"] == 120.5 and "__message_payload" not in resumed["variables"]
+    assert instance(client, users, first)["open_tasks"] == []
+    again = send(client, users["ivan"], name="payment_received", business_key="ORD-2")
+    assert again.status_code == 404, again.json
+    history = client.get(f"/api/v1/process-instances/{second}/history", headers=users["admin"]).json
+    assert any(h["event"] == "message.received" and h["element_id"] == "wait_payment" for h in history)
+
+
+def test_message_by_correlation_variables_and_by_instance_id(client, users, deployed):
+    start_order(client, users, "A", {"order_no": 7})
+    target = start_order(client, users, "B", {"order_no": 8})
+    response = send(client, users["ivan"], name="payment_received", correlation={"order_no": 8})
+    assert response.json["resumed"] == [target]
+    other = start_order(client, users, "C")
+    response = send(client, users["ivan"], name="payment_received", instance_id=other)
+    assert response.json["resumed"] == [other]
+
+
+def test_message_start_event_starts_a_new_instance(client, users, deployed):
+    response = send(client, users["ivan"], name="order_placed", business_key="NEW-1", variables={"sku": "x"})
+    assert response.status_code == 200, response.json
+    [started] = response.json["started"]
+    detail = instance(client, users, started)
+    assert detail["process_key"] == "order_intake" and detail["business_key"] == "NEW-1"
+    assert detail["variables"]["sku"] == "x"
+    assert [t["element_id"] for t in detail["open_tasks"]] == ["check"]
+
+
+def test_unknown_message_is_404_and_ttl_buffers_until_an_instance_waits(client, users, deployed, context):
+    assert send(client, users["ivan"], name="payment_received", business_key="LATE").status_code == 404
+    buffered = send(client, users["ivan"], name="payment_received", business_key="LATE", ttl=3600,
+                    variables={"paid": 1})
+    assert buffered.status_code == 202 and buffered.json["status"] == "buffered"
+    other = start_order(client, users, "SOMEONE-ELSE")
+    assert instance(client, users, other)["open_tasks"] == []  # the buffered message is not for this one
+    late = start_order(client, users, "LATE")
+    detail = instance(client, users, late)
+    assert [t["element_id"] for t in detail["open_tasks"]] == ["ship"] and detail["variables"]["paid"] == 1
+    assert instance(client, users, start_order(client, users, "LATE"))["open_tasks"] == []  # delivered once
+
+
+def test_buffered_message_expires(client, users, deployed, context):
+    send(client, users["ivan"], name="payment_received", business_key="EXP", ttl=60)
+    context.clock.advance(timedelta(seconds=61))
+    assert instance(client, users, start_order(client, users, "EXP"))["open_tasks"] == []
+
+
+def test_messages_need_the_messages_permission(client, users, deployed):
+    assert send(client, users["alice"], name="payment_received").status_code == 403
+    assert send(client, {}, name="payment_received").status_code == 401
+    assert send(client, users["ivan"], name="").status_code == 422
+
+
+def test_concurrent_deliveries_of_one_message_resume_the_instance_once(app, users, deployed, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("concurrency is exercised on PostgreSQL (SQLite serialises writers)")
+    client = app.test_client()
+    target = start_order(client, users, "RACE")
+    statuses, barrier = [], threading.Barrier(4)
+
+    def deliver():
+        local = app.test_client()
+        barrier.wait()
+        statuses.append(send(local, users["ivan"], name="payment_received", business_key="RACE").status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 404, 404, 404]
+    history = client.get(f"/api/v1/process-instances/{target}/history", headers=users["admin"]).json
+    assert sum(h["event"] == "message.received" for h in history) == 1
+    assert sum(h["event"] == "task.created" for h in history) == 1
