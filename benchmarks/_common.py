@@ -1,0 +1,366 @@
+"""Shared plumbing of the performance benchmarks: a private PostgreSQL database, seeded approvers, gunicorn
+servers, Celery workers and an HTTP load generator that runs in its own processes.
+
+Every benchmark creates its own database (dropped at the end) and stops every process it started, by pid.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bpm.adapters.db import migrate  # noqa: E402
+from bpm.config import Settings  # noqa: E402
+
+DEFAULT_URL = os.environ.get("BPM_BENCH_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+BROKER_URL = os.environ.get("BPM_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+THREE_APPROVALS = Path(__file__).resolve().parent / "three_approvals.bpmn"
+BIN = Path(sys.executable).parent
+APPROVERS = {"alice": "team-leads", "bob": "finance", "carol": "directors"}
+STARTER = "ivan"
+# Task element -> the approver who completes it (the candidate group of that step).
+STEP_APPROVER = {"approve_a": "alice", "approve_b": "bob", "approve_c": "carol"}
+
+
+def token_of(username: str) -> str:
+    return f"bench-{username}-token"
+
+
+# --- database ----------------------------------------------------------------------------------------------------
+
+
+def _admin_conninfo(url: str) -> str:
+    parsed = make_url(url)
+    return f"host={parsed.host or '127.0.0.1'} port={parsed.port or 5432} user={parsed.username or 'root'} dbname=test"
+
+
+@contextmanager
+def private_database(prefix: str, base_url: str = DEFAULT_URL):
+    """A fresh database migrated with the project's Alembic revisions; dropped (connections killed) at the end."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = _admin_conninfo(base_url)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url, name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def database_stats(url: str) -> dict[str, int]:
+    """Commits and rows written so far in this database (pg_stat_database, cumulative)."""
+    parsed = make_url(url)
+    with psycopg.connect(_admin_conninfo(url), autocommit=True) as connection:
+        connection.execute("SELECT pg_stat_clear_snapshot()")
+        row = connection.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = %s",
+            (parsed.database,)).fetchone()
+    return {"commits": row[0], "inserted": row[1], "updated": row[2], "deleted": row[3]}
+
+
+def seed(url: str, bpmn_files: list[Path] | None = None) -> None:
+    """Approvers alice/bob/carol (one group each), starter ivan, fixed tokens; deploy the given BPMN files."""
+    from api.context import ServerContext
+    from bpm.services import definitions, identity
+
+    context = ServerContext.build(Settings(database_url=url, broker_url=BROKER_URL))
+    for username, group in APPROVERS.items():
+        identity.create_user(identity.CreateUser(username, groups=[group], roles=["approver"]), context.uow())
+    identity.create_user(identity.CreateUser(STARTER, roles=["integrator", "approver"]), context.uow())
+    for username in [*APPROVERS, STARTER]:
+        identity.issue_token(identity.IssueToken(username, "bench", token=token_of(username)), context.uow())
+    for path in bpmn_files or [THREE_APPROVALS]:
+        definitions.deploy(definitions.DeployBpmn(path.read_bytes(), path.name, "bench"), context.uow())
+    context.engine.dispose()
+
+
+# --- processes -----------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    log: Path
+    kind: str = "api"
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (or Celery pool processes): children of the master."""
+        return _children(self.process.pid)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group we created for this child (its own gunicorn/celery children included)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def server_env(url: str, port: int, var_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(BPM_DATABASE_URL=url, BPM_BROKER_URL=BROKER_URL, BPM_PORT=str(port), BPM_HOST="127.0.0.1",
+               BPM_VAR_DIR=var_dir, PYTHONPATH=str(ROOT))
+    return env
+
+
+def start_api(url: str, workers: int, log_dir: Path) -> Server:
+    """`bpm serve` with a broker URL: gunicorn with the shipped configuration, no embedded background threads."""
+    port = free_port()
+    log = log_dir / f"api-{port}.log"
+    process = subprocess.Popen([str(BIN / "bpm"), "serve", "--workers", str(workers)], cwd=ROOT,
+                               env=server_env(url, port, str(log_dir)), stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(process, port, log)
+    _wait_healthy(server)
+    return server
+
+
+def start_worker(url: str, name: str, log_dir: Path) -> Server:
+    """`bpm worker` (Celery, one pool process) against the same database and RabbitMQ."""
+    log = log_dir / f"worker-{name}.log"
+    process = subprocess.Popen([str(BIN / "bpm"), "worker", "--concurrency=1", f"-n{name}@%h"], cwd=ROOT,
+                               env=server_env(url, 0, str(log_dir)), stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(process, 0, log, "worker")
+
+
+def _wait_healthy(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early; see {server.log}:\n{server.log.read_text()[-2000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"server did not become healthy; see {server.log}")
+
+
+def peak_rss_kb(pid: int) -> int:
+    """VmHWM: the highest resident set size the process has had (kB)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def scratch_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="bpm-bench-"))
+
+
+# --- HTTP load generator -----------------------------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection per thread; JSON in, JSON out."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method: str, path: str, user: str, body=None):
+        headers = {"Authorization": f"Bearer {token_of(user)}"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        for attempt in range(2):
+            try:
+                self.connection.request(method, path, payload, headers)
+                response = self.connection.getresponse()
+                data = response.read()
+                return response.status, (json.loads(data) if data else None)
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+API = "/api/v1"
+
+
+def run_instance(client: Client, key: str, samples: list, errors: list) -> bool:
+    """Start one 3-approval instance and complete its three tasks, each by its candidate approver.
+
+    The next task is found the way an approver finds it: their inbox filtered by business key.
+    """
+    business_key = uuid.uuid4().hex
+
+    def timed(kind, method, path, user, body=None, expect=(200,)):
+        began = time.perf_counter()
+        status, data = client.call(method, path, user, body)
+        samples.append((kind, time.perf_counter() - began))
+        if status not in expect:
+            errors.append(f"{kind} {status} {str(data)[:200]}")
+            return None
+        return data
+
+    detail = timed("start", "POST", f"{API}/process-definitions/{key}/instances", STARTER,
+                   {"business_key": business_key, "variables": {"amount": 5000}}, expect=(201,))
+    if detail is None:
+        return False
+    task = detail["open_tasks"][0]
+    for step in range(3):
+        approver = STEP_APPROVER[task["element_id"]]
+        if timed("complete", "POST", f"{API}/tasks/{task['id']}/complete", approver,
+                 {"variables": {"approved": True}}) is None:
+            return False
+        if step == 2:
+            return True
+        nxt = ("approve_b", "approve_c")[step]
+        page = timed("inbox", "GET", f"{API}/tasks?business_key={business_key}", STEP_APPROVER[nxt])
+        if page is None or not page["items"]:
+            errors.append(f"inbox of {STEP_APPROVER[nxt]} lacks {nxt}")
+            return False
+        task = page["items"][0]
+    return True
+
+
+def _load_process(ports: list[int], threads: int, duration: float, key: str, out) -> None:
+    out.send("ready")
+    start_at = out.recv()  # every client process starts at the same moment, once all have imported
+    samples: list = []
+    errors: list = []
+    completed = [0]
+    lock = threading.Lock()
+
+    def worker(index: int):
+        client = Client(ports[index % len(ports)])
+        local_samples, local_errors, done = [], [], 0
+        while time.time() < start_at:
+            time.sleep(0.005)
+        end = start_at + duration
+        while time.time() < end:
+            try:
+                if run_instance(client, key, local_samples, local_errors):
+                    done += 1
+            except Exception as error:  # noqa: BLE001 - a load generator counts failures, it does not stop
+                local_errors.append(repr(error))
+        with lock:
+            samples.extend(local_samples)
+            errors.extend(local_errors)
+            completed[0] += done
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    out.send({"samples": samples, "errors": errors, "completed": completed[0], "finished": time.time()})
+    out.close()
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    seconds: float
+    completed: int
+    samples: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    def latencies(self) -> dict[str, dict[str, float]]:
+        by_kind: dict[str, list[float]] = {}
+        for kind, seconds in self.samples:
+            by_kind.setdefault(kind, []).append(seconds * 1000)
+        return {kind: percentiles(values) for kind, values in sorted(by_kind.items())}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q):
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"n": len(ordered), "p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "mean": statistics.fmean(ordered)}
+
+
+def generate_load(ports: list[int], clients: int, duration: float, key: str = "three_approvals",
+                  processes: int | None = None) -> LoadResult:
+    """`clients` concurrent clients (threads spread over client processes), round-robin over `ports`."""
+    processes = processes or (1 if clients < 4 else 2)
+    context = multiprocessing.get_context("spawn")
+    pipes, children = [], []
+    for index in range(processes):
+        threads = clients // processes + (1 if index < clients % processes else 0)
+        receive, send = context.Pipe()
+        child = context.Process(target=_load_process, args=(ports, threads, duration, key, send))
+        child.start()
+        pipes.append(receive)
+        children.append(child)
+    for receive in pipes:
+        receive.recv()
+    start_at = time.time() + 0.2
+    for receive in pipes:
+        receive.send(start_at)
+    result = LoadResult(clients, duration, 0)
+    finished = start_at
+    for receive in pipes:
+        part = receive.recv()
+        finished = max(finished, part["finished"])
+        result.samples += part["samples"]
+        result.errors += part["errors"]
+        result.completed += part["completed"]
+    for child in children:
+        child.join()
+    result.seconds = finished - start_at  # the last instance started before the deadline runs to its end
+    return result

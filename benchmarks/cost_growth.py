@@ -1,0 +1,217 @@
+"""Cost growth: does a step cost more when the instance has already completed many steps?
+
+    .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,400] [--loop 500] [--parallel 100]
+
+Generates (into a scratch directory) sequential chains of 5, 50 and 400 user tasks (SpiffWorkflow's recursive
+parser rejects a single chain of ~490 tasks or more with a RecursionError, so 500 steps in a row are run as a
+loop: one user task and an exclusive gateway looping back 500 times, which is also the case where completed
+tasks pile up in the instance), and one process with a 100-way parallel multi-instance user task, deploys
+them, and for one instance of each measures every completion twice:
+  engine:  bpm.engine restore -> complete -> snapshot on the stored instance-only JSON (no database);
+  service: tasks.complete_task on PostgreSQL (its own transaction; the next task id is looked up outside).
+Reports per-step time at the start (first 10 % of the steps, at least the first 3) and at the end (last
+10 %), their ratio, and the instance row size (state_json bytes) at the end. Flat cost = ratio close to 1.
+Creates and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+from _common import BROKER_URL, private_database, scratch_dir, seed, token_of
+from sqlalchemy import text
+
+from bpm import engine
+from bpm.config import Settings
+
+HEADER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+  xmlns:di="http://www.omg.org/spec/DD/20100524/DI" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+  id="defs_{key}" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="{key}" name="{key}" isExecutable="true">
+"""
+
+
+def _shape(element_id: str, x: int, y: int, w: int, h: int) -> str:
+    return (f'<bpmndi:BPMNShape id="{element_id}_di" bpmnElement="{element_id}">'
+            f'<dc:Bounds x="{x}" y="{y}" width="{w}" height="{h}" /></bpmndi:BPMNShape>')
+
+
+def _edge(flow_id: str, x1: int, x2: int) -> str:
+    return (f'<bpmndi:BPMNEdge id="{flow_id}_di" bpmnElement="{flow_id}"><di:waypoint x="{x1}" y="200" />'
+            f'<di:waypoint x="{x2}" y="200" /></bpmndi:BPMNEdge>')
+
+
+def sequential_bpmn(steps: int) -> tuple[str, bytes]:
+    """start -> step_1 -> ... -> step_N -> end, every step a user task for the team-leads group."""
+    key = f"sequential_{steps}"
+    ids = ["start", *[f"step_{i}" for i in range(1, steps + 1)], "end"]
+    body, shapes, edges = [], [], []
+    for index, element_id in enumerate(ids):
+        incoming = f"<bpmn:incoming>f_{index - 1}</bpmn:incoming>" if index else ""
+        outgoing = f"<bpmn:outgoing>f_{index}</bpmn:outgoing>" if index < len(ids) - 1 else ""
+        if element_id == "start":
+            body.append(f'<bpmn:startEvent id="start">{outgoing}</bpmn:startEvent>')
+        elif element_id == "end":
+            body.append(f'<bpmn:endEvent id="end">{incoming}</bpmn:endEvent>')
+        else:
+            body.append(f'<bpmn:userTask id="{element_id}" name="Step {index}" '
+                        f'camunda:candidateGroups="team-leads">{incoming}{outgoing}</bpmn:userTask>')
+        x = 150 + index * 150
+        shapes.append(_shape(element_id, x, 160, 100, 80))
+        if index < len(ids) - 1:
+            body.append(f'<bpmn:sequenceFlow id="f_{index}" sourceRef="{element_id}" targetRef="{ids[index + 1]}" />')
+            edges.append(_edge(f"f_{index}", x + 100, x + 150))
+    return key, _document(key, body, shapes + edges)
+
+
+def parallel_bpmn(count: int) -> tuple[str, bytes]:
+    """start -> one user task with a `count`-way parallel multi-instance -> end."""
+    key = f"parallel_{count}"
+    body = [
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f_0</bpmn:outgoing></bpmn:startEvent>',
+        '<bpmn:userTask id="review" name="Review" camunda:candidateGroups="team-leads">'
+        '<bpmn:incoming>f_0</bpmn:incoming><bpmn:outgoing>f_1</bpmn:outgoing>'
+        f'<bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>{count}</bpmn:loopCardinality>'
+        '</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>',
+        '<bpmn:endEvent id="end"><bpmn:incoming>f_1</bpmn:incoming></bpmn:endEvent>',
+        '<bpmn:sequenceFlow id="f_0" sourceRef="start" targetRef="review" />',
+        '<bpmn:sequenceFlow id="f_1" sourceRef="review" targetRef="end" />',
+    ]
+    di = [_shape("start", 150, 182, 36, 36), _shape("review", 250, 160, 100, 80), _shape("end", 420, 182, 36, 36),
+          _edge("f_0", 186, 250), _edge("f_1", 350, 420)]
+    return key, _document(key, body, di)
+
+
+def loop_bpmn(iterations: int) -> tuple[str, bytes]:
+    """start -> work -> gateway (n < total: back to work) -> end: every iteration adds completed tasks to the tree."""
+    key = f"loop_{iterations}"
+    body = [
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f_0</bpmn:outgoing></bpmn:startEvent>',
+        '<bpmn:userTask id="work" name="Work" camunda:candidateGroups="team-leads">'
+        '<bpmn:incoming>f_0</bpmn:incoming><bpmn:incoming>f_again</bpmn:incoming>'
+        '<bpmn:outgoing>f_1</bpmn:outgoing></bpmn:userTask>',
+        '<bpmn:exclusiveGateway id="more" name="More?" default="f_done"><bpmn:incoming>f_1</bpmn:incoming>'
+        '<bpmn:outgoing>f_again</bpmn:outgoing><bpmn:outgoing>f_done</bpmn:outgoing></bpmn:exclusiveGateway>',
+        '<bpmn:endEvent id="end"><bpmn:incoming>f_done</bpmn:incoming></bpmn:endEvent>',
+        '<bpmn:sequenceFlow id="f_0" sourceRef="start" targetRef="work" />',
+        '<bpmn:sequenceFlow id="f_1" sourceRef="work" targetRef="more" />',
+        '<bpmn:sequenceFlow id="f_again" sourceRef="more" targetRef="work">'
+        '<bpmn:conditionExpression xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:type="bpmn:tFormalExpression">${n &lt; total}</bpmn:conditionExpression></bpmn:sequenceFlow>',
+        '<bpmn:sequenceFlow id="f_done" sourceRef="more" targetRef="end" />',
+    ]
+    di = [_shape("start", 150, 182, 36, 36), _shape("work", 250, 160, 100, 80), _shape("more", 400, 175, 50, 50),
+          _shape("end", 500, 182, 36, 36), _edge("f_0", 186, 250), _edge("f_1", 350, 400),
+          _edge("f_again", 425, 300), _edge("f_done", 450, 500)]
+    return key, _document(key, body, di)
+
+
+def _document(key: str, body: list[str], di: list[str]) -> bytes:
+    return (HEADER.format(key=key) + "\n".join(body) + "\n  </bpmn:process>\n"
+            f'  <bpmndi:BPMNDiagram id="diagram"><bpmndi:BPMNPlane id="plane" bpmnElement="{key}">'
+            + "".join(di) + "</bpmndi:BPMNPlane></bpmndi:BPMNDiagram>\n</bpmn:definitions>\n").encode()
+
+
+# --- measuring ----------------------------------------------------------------------------------------------------
+
+
+def engine_steps(spec_json: str, total: int) -> tuple[list[float], int]:
+    """Seconds per completion through bpm.engine alone, and the final state size."""
+    runtime = engine.ProcessRuntime(spec_json)
+    workflow = runtime.new_workflow()
+    engine.start(workflow, {"total": total, "n": 0})
+    snap = engine.snapshot(workflow)
+    times = []
+    while snap.open_tasks:
+        began = time.perf_counter()
+        workflow = runtime.restore(snap.state_json)
+        engine.complete(workflow, snap.open_tasks[0].id, {"approved": True, "n": len(times) + 1})
+        snap = engine.snapshot(workflow)
+        times.append(time.perf_counter() - began)
+    return times, len(snap.state_json)
+
+
+class Service:
+    def __init__(self, url: str):
+        from api.context import ServerContext
+        from bpm.services import identity
+
+        self.context = ServerContext.build(Settings(database_url=url, broker_url=BROKER_URL))
+        self.starter = identity.authenticate(token_of("ivan"), self.context.uow())
+        self.approver = identity.authenticate(token_of("alice"), self.context.uow())
+
+    def sql(self, statement: str, **params):
+        with self.context.engine.connect() as connection:
+            return connection.execute(text(statement), params)
+
+    def run(self, key: str, total: int) -> tuple[list[float], list[int]]:
+        """Seconds per complete_task call and state_json bytes after each step."""
+        from bpm.services import instances, tasks
+
+        result = instances.start_instance(instances.StartInstance(key, self.starter, uuid.uuid4().hex,
+                                                                  {"total": total, "n": 0}), self.context.uow())
+        instance_id = result.instance.id
+        times, sizes = [], []
+        while True:
+            task_id = self.sql("SELECT id FROM tasks WHERE instance_id = :i AND status = 'open' ORDER BY id LIMIT 1",
+                               i=instance_id).scalar()
+            if task_id is None:
+                break
+            began = time.perf_counter()
+            tasks.complete_task(tasks.CompleteTask(task_id, self.approver, {"approved": True, "n": len(times) + 1}),
+                                self.context.uow())
+            times.append(time.perf_counter() - began)
+            sizes.append(self.sql("SELECT octet_length(state_json) FROM process_instances WHERE id = :i",
+                                  i=instance_id).scalar())
+        return times, sizes
+
+
+def start_end(times: list[float]) -> tuple[float, float]:
+    window = max(3, len(times) // 10)
+    return (statistics.median(times[:window]) * 1000, statistics.median(times[-window:]) * 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", default="5,50,400",
+                        help="sequential chains; SpiffWorkflow's recursive parser rejects ~490+ tasks in one chain")
+    parser.add_argument("--loop", type=int, default=500, help="iterations of the loop-back process")
+    parser.add_argument("--parallel", type=int, default=100)
+    args = parser.parse_args()
+    folder = scratch_dir()
+    processes = [sequential_bpmn(int(n)) for n in args.lengths.split(",")]
+    processes += [loop_bpmn(args.loop), parallel_bpmn(args.parallel)]
+    files = []
+    for key, document in processes:
+        path = Path(folder) / f"{key}.bpmn"
+        path.write_bytes(document)
+        files.append(path)
+    print("| process | steps | engine ms/step start -> end (ratio) | service ms/step start -> end (ratio) | "
+          "state_json bytes at end | bytes per completed step |")
+    print("|---|---|---|---|---|---|")
+    with private_database("bench_growth") as (url, _name):
+        seed(url, files)
+        service = Service(url)
+        try:
+            for (key, _document_bytes), path in zip(processes, files, strict=True):
+                total = args.loop if key.startswith("loop_") else 0
+                _xml, compiled = engine.compile_bpmn(path.read_bytes())
+                engine_times, _size = engine_steps(compiled[0].spec_json, total)
+                service_times, sizes = service.run(key, total)
+                e0, e1 = start_end(engine_times)
+                s0, s1 = start_end(service_times)
+                print(f"| {key} | {len(service_times)} | {e0:.2f} -> {e1:.2f} ({e1 / e0:.1f}x) | "
+                      f"{s0:.1f} -> {s1:.1f} ({s1 / s0:.1f}x) | {sizes[-1]} | "
+                      f"{(sizes[-1] - sizes[0]) / max(1, len(sizes) - 1):.0f} |", flush=True)
+        finally:
+            service.context.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

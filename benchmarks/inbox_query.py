@@ -1,0 +1,263 @@
+"""Inbox list query on PostgreSQL with a million open tasks: server-side timings and query plans.
+
+    .venv/bin/python benchmarks/inbox_query.py --database-url postgresql+psycopg://127.0.0.1:5432/test
+
+Creates a private database next to the one named in the URL (migrated with the project's Alembic revisions,
+so the indexes measured are the shipped ones) and drops it at the end (`--keep` keeps it). Steps:
+1. seed `--users` users, `--groups` groups (each user in `--groups-per-user` random groups) and `--tasks` open
+   tasks with COPY: `--assigned-share` of them assigned to a random user, the rest unassigned with one random
+   candidate group (a task_candidates row); due dates spread over +-30 days, 5 % without a due date;
+   then VACUUM (ANALYZE), the state autovacuum keeps a live table in;
+2. for `--samples` random users, build the inbox statement exactly as the API does
+   (bpm.services.tasks.inbox_statement: scope "all" = mine + my groups, sorted by due date, 50 per page) and
+   run it under EXPLAIN (ANALYZE, BUFFERS): the first page, and a deep page reached with the keyset cursor of
+   the `--deep-row`th row;
+3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
+   of one sample user for both pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bpm.adapters.db import migrate  # noqa: E402
+from bpm.adapters.orm import Task  # noqa: E402
+from bpm.domain.model import Actor  # noqa: E402
+from bpm.services.tasks import TaskQuery, _cursor_for, inbox_statement  # noqa: E402
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+NAMES = ["Manager review", "Finance check", "Director approval", "Legal review", "Quote sign-off",
+         "Complaint triage", "Lead follow-up", "报价审批", "投诉处理"]
+TASKS_PER_INSTANCE = 5
+
+
+def main() -> None:
+    args = parse_args()
+    admin_url, bench_url, name = create_database(args.database_url)
+    print(f"database {name}", flush=True)
+    try:
+        migrate(bench_url)
+        seed(bench_url, args)
+        report(bench_url, args)
+    finally:
+        if not args.keep:
+            drop_database(admin_url, name)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgresql+psycopg://127.0.0.1:5432/test")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--groups", type=int, default=500)
+    parser.add_argument("--groups-per-user", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--assigned-share", type=float, default=0.6)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--page", type=int, default=50)
+    parser.add_argument("--deep-row", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true")
+    return parser.parse_args()
+
+
+# --- database lifecycle ------------------------------------------------------------------------------------------
+
+
+def create_database(url: str) -> tuple[str, str, str]:
+    name = f"bpm_bench_inbox_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url, str(make_url(url).set(database=name).render_as_string(hide_password=False)), name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# --- seeding ---------------------------------------------------------------------------------------------------
+
+
+def seed(url: str, args) -> None:
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    with psycopg.connect(libpq_url(url)) as connection:
+        memberships = seed_identity(connection, args, rng)
+        seed_tasks(connection, args, rng)
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE)")  # the steady state autovacuum keeps a live table in
+    print(f"seeded {args.users} users, {args.groups} groups, {args.tasks} open tasks in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    SEEDED["memberships"] = memberships
+
+
+SEEDED: dict = {}
+
+
+def user_name(index: int) -> str:
+    return f"user{index:05d}"
+
+
+def group_name(index: int) -> str:
+    return f"group{index:03d}"
+
+
+def seed_identity(connection, args, rng) -> dict[str, list[str]]:
+    memberships = {}
+    with connection.cursor() as cursor:
+        with cursor.copy("COPY groups (id, name, display_name) FROM STDIN") as copy:
+            for g in range(args.groups):
+                copy.write_row((g + 1, group_name(g), ""))
+        with cursor.copy("COPY users (id, username, display_name, roles, active, created_at) FROM STDIN") as copy:
+            for u in range(args.users):
+                copy.write_row((u + 1, user_name(u), "", '["approver"]', True, NOW))
+        with cursor.copy("COPY user_groups (user_id, group_id) FROM STDIN") as copy:
+            for u in range(args.users):
+                chosen = rng.sample(range(args.groups), args.groups_per_user)
+                memberships[user_name(u)] = [group_name(g) for g in chosen]
+                for g in chosen:
+                    copy.write_row((u + 1, g + 1))
+        cursor.execute("INSERT INTO process_definitions (key, version, name, bpmn_xml, spec_json, model, checksum, "
+                       "deployed_at) VALUES ('bench', 1, 'Bench', '', '{}', '{}', 'x', %s) RETURNING id", (NOW,))
+        SEEDED["definition_id"] = cursor.fetchone()[0]
+    connection.commit()
+    return memberships
+
+
+def seed_tasks(connection, args, rng) -> None:
+    instances = (args.tasks + TASKS_PER_INSTANCE - 1) // TASKS_PER_INSTANCE
+    instance_ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(instances)]
+    with connection.cursor() as cursor:
+        with cursor.copy("COPY process_instances (id, definition_id, process_key, business_key, status, state_json, "
+                         "version, started_by, started_at) FROM STDIN") as copy:
+            for index, instance_id in enumerate(instance_ids):
+                copy.write_row((instance_id, SEEDED["definition_id"], "bench", f"BK-{index:07d}", "running", "{}", 1,
+                                user_name(rng.randrange(args.users)), NOW))
+        candidates = []
+        with cursor.copy("COPY tasks (id, instance_id, process_key, business_key, element_id, name, status, assignee, "
+                         "candidate_groups, candidate_users, due_at, priority, created_at) FROM STDIN") as copy:
+            for index in range(args.tasks):
+                row, candidate = task_row(index, instance_ids, args, rng)
+                copy.write_row(row)
+                if candidate:
+                    candidates.append(candidate)
+        with cursor.copy("COPY task_candidates (task_id, kind, name, due_at, is_open) FROM STDIN") as copy:
+            for candidate in candidates:
+                copy.write_row(candidate)
+    connection.commit()
+
+
+def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tuple | None]:
+    task_id = str(uuid.UUID(int=rng.getrandbits(128)))
+    instance_index = index // TASKS_PER_INSTANCE
+    due = None if rng.random() < 0.05 else NOW + timedelta(minutes=rng.randrange(-30 * 1440, 30 * 1440))
+    assigned = rng.random() < args.assigned_share
+    assignee = user_name(rng.randrange(args.users)) if assigned else None
+    group = None if assigned else group_name(rng.randrange(args.groups))
+    row = (task_id, instance_ids[instance_index], "bench", f"BK-{instance_index:07d}", "step", rng.choice(NAMES),
+           "open", assignee, json.dumps([group] if group else []), "[]", due, rng.choice((30, 50, 50, 70, 90)), NOW)
+    return row, ((task_id, "g", group, due, True) if group else None)
+
+
+# --- measuring -------------------------------------------------------------------------------------------------
+
+
+def report(url: str, args) -> None:
+    rng = random.Random(args.seed + 1)
+    sample = rng.sample(sorted(SEEDED["memberships"]), args.samples)
+    first, deep, plans = [], [], {}
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        for username in sample:
+            actor = Actor(username, frozenset({"approver"}), frozenset(SEEDED["memberships"][username]))
+            query = TaskQuery(limit=args.page)
+            first.append(explain(connection, inbox_statement(actor, query, NOW)))
+            cursor = deep_cursor(connection, actor, args)
+            if cursor is None:
+                continue
+            deep_query = TaskQuery(limit=args.page, cursor=cursor)
+            deep.append(explain(connection, inbox_statement(actor, deep_query, NOW)))
+            plans.setdefault("first", (username, plan_text(connection, inbox_statement(actor, query, NOW))))
+            plans.setdefault("deep", (username, plan_text(connection, inbox_statement(actor, deep_query, NOW))))
+        visible = visible_counts(connection, sample[:20])
+    print(f"\nvisible open tasks per sampled user (mine + my groups), first 20 users: "
+          f"median {statistics.median(visible):.0f}, max {max(visible)}")
+    summarize("first page", first)
+    summarize(f"deep page (cursor at row {args.deep_row})", deep)
+    for page, (username, plan) in plans.items():
+        print(f"\n--- plan, {page} page, {username} ---\n{plan}")
+
+
+def sql_of(statement) -> str:
+    return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def explain(connection, statement) -> tuple[float, float]:
+    [[result]] = connection.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql_of(statement)).fetchall()
+    return result[0]["Execution Time"], result[0]["Planning Time"]
+
+
+def plan_text(connection, statement) -> str:
+    rows = connection.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql_of(statement)).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+def deep_cursor(connection, actor: Actor, args) -> str | None:
+    """The keyset cursor a client holds after paging down to row `--deep-row` (or the user's last row)."""
+    listing = TaskQuery(limit=args.deep_row)
+    rows = connection.execute(sql_of(inbox_statement(actor, listing, NOW).with_only_columns(Task.id, Task.due_at)))
+    rows = rows.fetchall()
+    if len(rows) < 2:
+        return None
+    task_id, due_at = rows[min(args.deep_row, len(rows)) - 1]
+    return _cursor_for(Task(id=task_id, due_at=due_at), "due_at")
+
+
+def visible_counts(connection, usernames: list[str]) -> list[int]:
+    counts = []
+    for username in usernames:
+        groups = SEEDED["memberships"][username]
+        [[count]] = connection.execute(
+            "SELECT (SELECT count(*) FROM tasks WHERE status = 'open' AND assignee = %s) + "
+            "(SELECT count(*) FROM task_candidates WHERE kind = 'g' AND name = ANY(%s))", (username, groups))
+        counts.append(count)
+    return counts
+
+
+def summarize(label: str, timings: list[tuple[float, float]]) -> None:
+    execution = sorted(t[0] for t in timings)
+    planning = sorted(t[1] for t in timings)
+    print(f"{label}: n={len(execution)} execution p50 {percentile(execution, 50):.2f} ms, "
+          f"p95 {percentile(execution, 95):.2f} ms, max {execution[-1]:.2f} ms; "
+          f"planning p50 {percentile(planning, 50):.2f} ms, p95 {percentile(planning, 95):.2f} ms")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    index = max(0, min(len(values) - 1, round(pct / 100 * len(values) + 0.5) - 1))
+    return values[index]
+
+
+if __name__ == "__main__":
+    main()

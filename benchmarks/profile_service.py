@@ -1,0 +1,77 @@
+"""Profile the service layer's hot path (start + 3 completions of the 3-approval process) on PostgreSQL.
+
+    .venv/bin/pip install pyinstrument   # profiling only; not a project dependency
+    .venv/bin/python benchmarks/profile_service.py [--instances 100] [--html profile.html]
+
+Prints the SQL statements of one instance, pyinstrument's call tree, and a CPU breakdown (cProfile with
+a CPU clock, so waiting for PostgreSQL is excluded) by service function and event handler, for the same
+calls benchmarks/engine_vs_server.py times as (b). Creates and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+from _common import private_database, seed
+from engine_vs_server import STEPS_PER_INSTANCE, ServiceLayer
+from pyinstrument import Profiler
+from sqlalchemy import event
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instances", type=int, default=100)
+    parser.add_argument("--html")
+    args = parser.parse_args()
+    with private_database("bench_profile") as (url, _name):
+        seed(url)
+        layer = ServiceLayer(url)
+        layer.run_instance()
+        statements = []
+
+        def count(conn, cursor, sql, *rest):
+            statements.append(sql)
+
+        event.listen(layer.context.engine, "before_cursor_execute", count)
+        layer.run_instance()
+        event.remove(layer.context.engine, "before_cursor_execute", count)
+        lookups = 3  # the benchmark's own next-task lookups
+        print(f"SQL statements per instance (4 steps): {len(statements) - lookups}")
+        for sql in statements:
+            print("  ", " ".join(sql.split())[:150])
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        spent = sum(layer.run_instance() for _ in range(args.instances))
+        profiler.stop()
+        print(f"{args.instances * STEPS_PER_INSTANCE / spent:.0f} steps/s under the profiler")
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+        print(cpu_breakdown(layer, args.instances))
+        if args.html:
+            with open(args.html, "w") as handle:
+                handle.write(profiler.output_html())
+        layer.context.engine.dispose()
+
+
+def cpu_breakdown(layer, instances: int) -> str:
+    """CPU ms per step spent under each of our functions (cumulative), largest first."""
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    for _ in range(instances):
+        layer.run_instance()
+    profile.disable()
+    stats = pstats.Stats(profile)
+    steps = instances * STEPS_PER_INSTANCE
+    rows = [(cumulative, f"{name} ({path.split('/bpm/')[-1]}:{line})")
+            for (path, line, name), (_calls, _primitive, _own, cumulative, _callers) in stats.stats.items()
+            if "/bpm/" in path and cumulative * 1000 / steps >= 0.2]
+    lines = [f"CPU per step under cProfile (inflated by the profiler; compare shares): "
+             f"{stats.total_tt * 1000 / steps:.2f} ms"]
+    lines += [f"{cumulative * 1000 / steps:7.2f} ms  {label}" for cumulative, label in sorted(rows, reverse=True)[:40]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
