@@ -13,8 +13,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Web UI: front-end packages from npm copied into api/web/static/vendor/, and the compiled message catalogs.
+WEB_STAMP := api/web/static/vendor/.built
+$(WEB_STAMP): api/web/package.json api/web/package-lock.json api/web/build-vendor.mjs
+	cd api/web && npm ci --no-audit --no-fund --loglevel=error && node build-vendor.mjs
+	touch $(WEB_STAMP)
+
+setup: $(STAMP) $(WEB_STAMP)
 	@bash scripts/system-packages.sh
+	@$(VENV)/bin/pybabel -q compile -d api/web/translations
 
 run: setup
 	$(VENV)/bin/bpm serve --seed-demo

@@ -11,6 +11,16 @@ from bpm.services import identity
 
 def init_app(app: Flask) -> None:
     app.before_request(_load_actor)
+    app.before_request(_require_token_for_api)
+
+
+PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.json"})
+
+
+def _require_token_for_api() -> None:
+    """Every /api/v1 call needs a valid token: answer 401 before any body validation (never 422 first)."""
+    if request.path.startswith("/api/v1/") and request.path not in PUBLIC_API_PATHS and request.method != "OPTIONS":
+        current_actor()
 
 
 def _load_actor() -> None:

@@ -16,6 +16,10 @@ PROCESSES_DIR = Path(__file__).resolve().parent.parent / "processes"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["worker"], ["beat"]) and argv[1:2] not in (["-h"], ["--help"]):
+        # Celery's own options (`bpm worker --concurrency=4 -n w1@%h`) pass through untouched.
+        return _celery(argv[0])(argparse.Namespace(extra=argv[1:])) or 0
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

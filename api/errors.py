@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from bpm.domain import errors
 
 log = logging.getLogger(__name__)
+# Raised by the database driver on input no validator caught (integers beyond 64 bits, lone surrogates).
+OUT_OF_RANGE = (OverflowError, UnicodeEncodeError, DataError)
 PROBLEM = "application/problem+json"
 
 STATUS = {
@@ -22,6 +25,7 @@ STATUS = {
     errors.DeploymentRejected: 422,
     errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
+    errors.RateLimited: 429,
 }
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable entity",
@@ -44,6 +48,8 @@ RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
 def init_app(app: Flask) -> None:
     app.register_error_handler(errors.DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
+    for error_type in OUT_OF_RANGE:
+        app.register_error_handler(error_type, _out_of_range)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -54,7 +60,10 @@ def _domain_error(error: errors.DomainError):
         extra["errors"] = error.errors
     if isinstance(error, errors.DeploymentRejected):
         extra["problems"] = error.problems
-    return problem(status, error.detail, f"urn:bpm:problem:{error.code}", **extra)
+    response = problem(status, error.detail, f"urn:bpm:problem:{error.code}", **extra)
+    if isinstance(error, errors.RateLimited) and extra.get("retry_after"):
+        response.headers["Retry-After"] = str(extra["retry_after"])
+    return response
 
 
 def _status_of(error: errors.DomainError) -> int:
@@ -84,6 +93,13 @@ def _flatten_locations(messages: dict) -> dict:
         else:
             flat[location] = fields
     return flat
+
+
+def _out_of_range(error: Exception):
+    """A number too large for the database's integer columns or text it cannot store: the client's input."""
+    log.info("input out of range: %s", str(error).split("\n")[0])
+    return problem(422, "a value in the request is out of range for this server (a number too large, or "
+                        "text with unpaired surrogate characters)", "urn:bpm:problem:validation-failed")
 
 
 def _unexpected(error: Exception):

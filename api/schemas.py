@@ -118,11 +118,19 @@ class TaskSchema(Schema):
     completed_by = fields.String(allow_none=True)
 
 
+class WaitingTimerSchema(Schema):
+    element_id = fields.String()
+    kind = fields.String()
+    due_at = UTCDateTime()
+
+
 class InstanceDetailSchema(InstanceSchema):
     version = fields.Integer(metadata={"description": "the definition version the instance runs on"})
     variables = fields.Dict()
     open_tasks = fields.List(fields.Nested(TaskSchema))
     path = fields.List(fields.String(), metadata={"description": "BPMN ids of completed elements, in order"})
+    timers = fields.List(fields.Nested(WaitingTimerSchema),
+                         metadata={"description": "timers the instance waits on, soonest first"})
 
 
 class TaskDetailSchema(TaskSchema):

@@ -21,6 +21,17 @@ class Settings:
     max_upload_bytes: int = 5_000_000
     var_dir: Path = DEFAULT_VAR_DIR
     extra: dict = field(default_factory=dict)
+    # delivery (outbox consumers): email over SMTP and robot/webhook targets; empty disables a channel
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "bpm@localhost"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    dingtalk_webhook: str = ""
+    dingtalk_secret: str = ""
+    wecom_webhook: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    delivery_max_attempts: int = 6
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -36,6 +47,16 @@ class Settings:
             allow_scripts=env.get("BPM_ALLOW_SCRIPTS", ""),
             max_upload_bytes=int(env.get("BPM_MAX_UPLOAD_BYTES", "5000000")),
             var_dir=var_dir,
+            smtp_host=env.get("BPM_SMTP_HOST", ""),
+            smtp_port=int(env.get("BPM_SMTP_PORT", "25")),
+            smtp_from=env.get("BPM_SMTP_FROM", "bpm@localhost"),
+            webhook_url=env.get("BPM_WEBHOOK_URL", ""),
+            webhook_secret=env.get("BPM_WEBHOOK_SECRET", ""),
+            dingtalk_webhook=env.get("BPM_DINGTALK_WEBHOOK", ""),
+            dingtalk_secret=env.get("BPM_DINGTALK_SECRET", ""),
+            wecom_webhook=env.get("BPM_WECOM_WEBHOOK", ""),
+            public_url=env.get("BPM_PUBLIC_URL", "http://127.0.0.1:8000"),
+            delivery_max_attempts=int(env.get("BPM_DELIVERY_MAX_ATTEMPTS", "6")),
         )
 
     def with_overrides(self, **changes) -> Settings:

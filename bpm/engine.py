@@ -740,26 +740,45 @@ def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) 
     return [t.task_spec.bpmn_id for t in caught]
 
 
+PREDICTED_STATES = ("MAYBE", "LIKELY", "FUTURE")
+
+
+def _state_name(value: Any) -> str:
+    return TaskState.get_name(value) if isinstance(value, int) else "?"
+
+
+def prune_predicted(state_json: str) -> str:
+    """Drop predicted tasks (MAYBE/LIKELY/FUTURE): they follow the old spec and are re-predicted on restore."""
+    state = json.loads(state_json)
+    for scope in [state, *state.get("subprocesses", {}).values()]:
+        tasks = scope.get("tasks", {})
+        predicted = {tid for tid, task in tasks.items() if _state_name(task.get("state")) in PREDICTED_STATES}
+        for tid in predicted:
+            tasks.pop(tid)
+        for task in tasks.values():
+            task["children"] = [child for child in task.get("children", []) if child not in predicted]
+    return json.dumps(state)
+
+
 def state_task_specs(state_json: str) -> dict[str, str]:
     """Task spec name -> state of every task in a stored instance state (top level and subprocesses)."""
     state = json.loads(state_json)
     found: dict[str, str] = {}
-    scopes = [state, *state.get("subprocesses", {}).values()]
-    for scope in scopes:
+    for scope in [state, *state.get("subprocesses", {}).values()]:
         for task in scope.get("tasks", {}).values():
-            name = task.get("task_spec")
-            label = TaskState.get_name(task.get("state")) if isinstance(task.get("state"), int) else "?"
+            name, label = task.get("task_spec"), _state_name(task.get("state"))
             if name is not None and found.get(name) not in ("READY", "WAITING", "STARTED"):
                 found[name] = label
     return found
 
 
 def missing_in_target(state_json: str, target: ProcessRuntime) -> dict[str, str]:
-    """Task specs the stored state refers to that the target version lacks (name -> task state)."""
+    """Task specs the (pruned) stored state refers to that the target version lacks (name -> task state)."""
     known = set(target.spec.task_specs)
     for subprocess in target.subprocess_specs.values():
         known.update(subprocess.task_specs)
-    return {name: state for name, state in state_task_specs(state_json).items() if name not in known}
+    specs = state_task_specs(prune_predicted(state_json))
+    return {name: state for name, state in specs.items() if name not in known}
 
 
 def migrate_state(state_json: str, target: ProcessRuntime) -> BpmnWorkflow:
@@ -769,9 +788,12 @@ def migrate_state(state_json: str, target: ProcessRuntime) -> BpmnWorkflow:
         raise EngineError("the target version lacks " + ", ".join(sorted(missing)))
     with engine_errors():
         try:
-            return target.restore(state_json)
+            workflow = target.restore(prune_predicted(state_json))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise EngineError(f"the state cannot be restored on the target version: {error}") from error
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+            task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | task.state)
+    return workflow
 
 
 # --- time: firing due timers, timer start events, ISO durations (timers and escalations area) ---
@@ -780,21 +802,61 @@ TIMER_FIRE_NUDGE = timedelta(microseconds=1)
 
 
 def fire_due_timers(workflow: BpmnWorkflow, now: datetime) -> list[WaitingTimer]:
-    """Fire every timer of the instance that is due at `now` (inclusive); return the ones that fired.
+    """Fire every timer of the instance that is due at `now` (inclusive); return one entry per occurrence fired.
 
     SpiffWorkflow fires a timer only when its due time is strictly in the past, so the refresh sees `now` plus
-    one microsecond: a timer due at 10:00:00 fires at 10:00:00, and not a microsecond before. Each due timer
-    fires once per call (a cycle that is several occurrences behind catches up one occurrence per call).
+    one microsecond: a timer due at 10:00:00 fires at 10:00:00, and not a microsecond before. A cycle that is
+    several occurrences behind catches up in one call (the engine runs them all); each occurrence is listed
+    with its own due time.
     """
-    before = {t.task_id: t for t in waiting_timers(workflow)}
+    before = {t.task_id: (t, _cycles_left(workflow, t.task_id), _cycle_interval(workflow, t.task_id))
+              for t in waiting_timers(workflow)}
     with engine_errors():
         with clock_context(lambda: now + TIMER_FIRE_NUDGE):
             workflow.refresh_timers()
         with clock_context(lambda: now):
             _settle(workflow)
-    after = {t.task_id: t.due_at for t in waiting_timers(workflow)}
-    return [timer for task_id, timer in before.items()
-            if timer.due_at <= now and after.get(task_id) != timer.due_at]
+    fired: list[WaitingTimer] = []
+    for task_id, (timer, cycles_before, interval) in before.items():
+        if timer.due_at > now:
+            continue
+        if cycles_before is not None:
+            occurrences = cycles_before - (_cycles_left(workflow, task_id) or 0)
+            fired += [WaitingTimer(task_id, timer.element_id, timer.kind, timer.due_at + k * interval)
+                      for k in range(max(occurrences, 0))]
+        elif _has_fired(_timer_task(workflow, task_id)):
+            fired.append(timer)
+    return sorted(fired, key=lambda t: t.due_at)
+
+
+def _timer_task(workflow: BpmnWorkflow, task_id: str):
+    try:
+        return workflow.get_task_from_id(UUID(task_id))
+    except TaskNotFound:
+        return None
+
+
+def _has_fired(task) -> bool:
+    """A date or duration timer that left WAITING other than by cancellation (or is marked fired)."""
+    if task is None:
+        return False
+    return bool(task.internal_data.get("event_fired")) or task.state not in (TaskState.WAITING,
+                                                                             TaskState.CANCELLED)
+
+
+def _cycles_left(workflow: BpmnWorkflow, task_id: str) -> int | None:
+    """Occurrences a cycle timer has left (None for date and duration timers; 0 once a cycle is exhausted)."""
+    task = _timer_task(workflow, task_id)
+    if task is None or type(task.task_spec.event_definition).__name__ != "CycleTimerEventDefinition":
+        return None
+    value = task.internal_data.get("event_value")
+    return value.get("cycles", 0) if isinstance(value, dict) else 0
+
+
+def _cycle_interval(workflow: BpmnWorkflow, task_id: str) -> timedelta:
+    task = _timer_task(workflow, task_id)
+    value = task.internal_data.get("event_value") if task is not None else None
+    return timedelta(seconds=value.get("duration", 0)) if isinstance(value, dict) else timedelta(0)
 
 
 def _settle(workflow: BpmnWorkflow) -> None:
@@ -963,6 +1025,14 @@ def send_back(workflow: BpmnWorkflow, element_id: str) -> str:
         workflow.reset_from_task_id(UUID(steps[-1]))
         run_engine(workflow)
     return steps[-1]
+
+
+def set_multi_instance_data(workflow: BpmnWorkflow, task_id: str, variables: Mapping[str, Any]) -> None:
+    """Camunda multi-instance tasks collect only the output item, not the child's data: a countersign's result
+    must be written on the multi-instance task itself for the steps after it to route on."""
+    task = find_ready_task(workflow, task_id)
+    if task is not None and task.parent is not None and hasattr(task.parent.task_spec, "task_spec"):
+        task.parent.data.update(variables)
 
 
 # --- rule tasks (records, rules and shipped processes) ------------------------------------------------------

@@ -27,11 +27,14 @@ class Definitions(MethodView):
     @blp.response(201, DeploymentSchema)
     @blp.alt_response(413, description="The file is larger than the upload limit")
     @blp.alt_response(422, description="The BPMN is invalid: `problems` name element id, type and line")
+    @blp.doc(parameters=[{"in": "query", "name": "force", "schema": {"type": "boolean"}, "required": False,
+                          "description": "deploy even if a saved scenario of the key fails"}])
     def post(self, _files):
         """Upload a BPMN file (multipart field `file`, or the XML as the request body)."""
         actor = require("deploy")
         data, filename = _uploaded_bpmn()
-        rows = definitions.deploy(definitions.DeployBpmn(data, filename, actor.username), uow())
+        force = request.args.get("force", "").lower() in ("1", "true", "yes")  # skip saved scenarios
+        rows = definitions.deploy(definitions.DeployBpmn(data, filename, actor.username, force), uow())
         return {"definitions": rows}
 
 

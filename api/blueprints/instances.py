@@ -42,7 +42,8 @@ def _detail(actor, instance_id):
     instance = described["instance"]
     return {**{c: getattr(instance, c) for c in InstanceSchema().fields if hasattr(instance, c)},
             "version": described["definition"].version, "variables": described["variables"],
-            "open_tasks": described["open_tasks"], "path": described["path"]}
+            "open_tasks": described["open_tasks"], "path": described["path"],
+            "timers": described.get("timers", [])}
 
 
 @blp.route("/process-instances")

@@ -4,35 +4,41 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
-from api.schemas import CompleteTaskSchema, TaskDetailSchema, TaskPageSchema, TaskQuerySchema, TaskSchema
-from bpm.services import tasks
+from api.schemas import CompleteTaskSchema, TaskSchema
+from api.schemas_approvals import InboxPageSchema, InboxQuerySchema, InboxTaskDetailSchema
+from bpm.services import approvals, tasks
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Human tasks")
 
 
 @blp.route("")
 class Inbox(MethodView):
-    @blp.arguments(TaskQuerySchema, location="query")
-    @blp.response(200, TaskPageSchema)
+    @blp.arguments(InboxQuerySchema, location="query")
+    @blp.response(200, InboxPageSchema)
     def get(self, query):
-        """The caller's tasks: assigned to them or claimable through their groups; keyset-paginated."""
-        actor = current_actor()
-        task_query = tasks.TaskQuery(query["scope"], query["status"], query.get("process"),
-                                     query.get("business_key"), query.get("due_before"), query["sort"],
-                                     query["limit"], query.get("cursor"))
-        items, next_cursor = tasks.list_tasks(uow(), actor, task_query)
+        """The caller's tasks (mine + my groups by default; see `scope`), filtered, sorted, keyset-paginated."""
+        from api.blueprints.approvals import inbox_query
+
+        items, next_cursor = tasks.list_tasks(uow(), current_actor(), inbox_query(query))
         return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.route("/<string:task_id>")
 class TaskResource(MethodView):
-    @blp.response(200, TaskDetailSchema)
+    @blp.response(200, InboxTaskDetailSchema)
     def get(self, task_id):
-        """A task with its form and current data."""
-        described = tasks.describe_task(uow(), current_actor(), task_id)
+        """A task with its form, current data, and the operations the caller may perform now (`actions`)."""
+        actor = current_actor()
+        described = tasks.describe_task(uow(), actor, task_id)
         task = described["task"]
-        return {**{c: getattr(task, c) for c in TaskSchema().fields}, "data": described["data"],
-                "form": described["form"]}
+        return {**{c: getattr(task, c) for c in TaskSchema().fields}, **_inbox_fields(task),
+                "data": described["data"], "form": described["form"],
+                "actions": approvals.actions_for(task_id, actor, uow())}
+
+
+def _inbox_fields(task) -> dict:
+    return {"owner": task.owner, "delegation_state": task.delegation_state, "substitute_for": task.substitute_for,
+            "last_urged_at": task.last_urged_at}
 
 
 @blp.route("/<string:task_id>/claim")

@@ -165,6 +165,10 @@ class TaskCandidate(Base):
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)  # "g" group, "u" user
     name: Mapped[str] = mapped_column(String(150), primary_key=True)
+    # Approver inbox (migration 0004_approvals): a copy of the task's due date and whether it is still open, so
+    # "claimable through my group, by due date" is an ordered index walk. Kept in step by bpm.services.collaboration.
+    due_at: Mapped[datetime | None]
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class HistoryEntry(Base):

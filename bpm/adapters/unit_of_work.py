@@ -5,6 +5,7 @@ Leaving the block without commit() rolls everything back, so a failing command l
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ class UnitOfWork:
         if self._depth == 0:
             self.session = self.session_factory()
             self.events = []
+            self._token = _current.set(self)
         self._depth += 1
         return self
 
@@ -40,6 +42,7 @@ class UnitOfWork:
             # so callers can still read what a service returned.
             self.session.close()
             self.session = None
+            _current.reset(self._token)
 
     def commit(self) -> None:
         if self._depth > 1:
@@ -67,6 +70,15 @@ class UnitOfWork:
     def publish(self, event: Any) -> None:
         """Record a domain event; handlers turn events into rows of this same transaction at commit."""
         self.events.append(event)
+
+
+# The unit of work of the command running in this context: lets engine callbacks (rule tasks) read
+# configuration rows in the command's own transaction without threading it through SpiffWorkflow.
+_current: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar("current_uow", default=None)
+
+
+def current() -> UnitOfWork | None:
+    return _current.get()
 
 
 def session_factory(engine: Engine) -> sessionmaker:

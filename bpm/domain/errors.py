@@ -64,3 +64,9 @@ class Unauthenticated(DomainError):
 
 class PermissionDenied(DomainError):
     code = "permission-denied"
+
+
+class RateLimited(DomainError):
+    """The same operation was repeated too soon (e.g. urging a task); `retry_after` is in seconds."""
+
+    code = "rate-limited"

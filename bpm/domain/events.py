@@ -64,3 +64,50 @@ class TimerScheduled:
     instance_id: str
     element_id: str
     due_at: Any
+
+
+# --- time: escalations of user tasks and incidents (bpm.services.escalation, bpm.services.incidents) ---
+
+
+@dataclass(frozen=True)
+class _TaskEscalationEvent:
+    """Common shape of escalation events. `notify` holds `user:<name>` / `group:<name>` entries; the same
+    audience is split into `notify_users` and `notify_groups` for handlers that resolve recipients."""
+
+    task_id: str
+    instance_id: str
+    process_key: str
+    element_id: str
+    name: str | None
+    assignee: str | None
+    notify: tuple[str, ...] = ()
+    kind: str = ""
+    notify_users: tuple[str, ...] = ()
+    notify_groups: tuple[str, ...] = ()
+    due_at: Any = None
+    business_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskReminder(_TaskEscalationEvent):
+    """bpm.remindBefore reached: the assignee (or the candidates) are reminded before the due date."""
+
+
+@dataclass(frozen=True)
+class TaskOverdue(_TaskEscalationEvent):
+    """The task passed its due date (bpm.overdueNotify, repeated every bpm.overdueRepeat)."""
+
+
+@dataclass(frozen=True)
+class TaskEscalated(_TaskEscalationEvent):
+    """The task was moved (kind "reassigned": bpm.overdueReassign) or auto-completed ("auto_completed")."""
+
+
+@dataclass(frozen=True)
+class IncidentOpened:
+    incident_id: int
+    instance_id: str | None
+    process_key: str | None
+    element_id: str | None
+    job_kind: str
+    message: str

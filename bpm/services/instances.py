@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bpm import engine
-from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task
+from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, Timer
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
 from bpm.domain.errors import (
@@ -148,8 +148,11 @@ def describe_instance(uow: UnitOfWork, actor: Actor, instance_id: str) -> dict[s
         workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
         open_tasks = list(uow.session.scalars(select(Task).where(Task.instance_id == instance.id,
                                                                  Task.status == "open")))
+        waiting_timers = list(uow.session.scalars(select(Timer).where(Timer.instance_id == instance.id,
+                                                                      Timer.status == "waiting")
+                                                  .order_by(Timer.due_at)))
         return {"instance": instance, "definition": definition, "variables": engine.variables_of(workflow),
-                "open_tasks": open_tasks, "path": engine.completed_elements(workflow)}
+                "open_tasks": open_tasks, "path": engine.completed_elements(workflow), "timers": waiting_timers}
 
 
 @dataclass

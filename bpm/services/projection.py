@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from bpm import engine
+from bpm import engine, expressions
 from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, TaskCandidate, Timer
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
+from bpm.domain.errors import ValidationFailed
 
 DEFAULT_PRIORITY = 50
 
@@ -75,12 +76,14 @@ def _cancel_task(uow, task: Task) -> None:
 def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
     now = uow.clock.now()
     declared = definition.model.get("user_tasks", {}).get(open_task.element_id, {})
-    assignment = resolve_assignment(open_task, declared, now)
+    assignment = _resolve_or_reject(open_task, declared, now)
     task = Task(id=open_task.id, instance_id=instance.id, process_key=instance.process_key,
                 business_key=instance.business_key, element_id=open_task.element_id,
                 name=open_task.name or open_task.element_id, status="open", created_at=now,
                 claimed_at=now if assignment["assignee"] else None, **assignment)
+    _null_unset_columns(task)
     uow.session.add(task)
+    _keep_in_session(uow, task)
     _add_candidates(uow, task)
     record(uow, instance.id, "task.created", None, element_id=task.element_id, element_name=task.name,
            task_id=task.id, data=_assignment_summary(task))
@@ -88,6 +91,20 @@ def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
                                    task.assignee, tuple(task.candidate_groups), tuple(task.candidate_users),
                                    declared.get("properties", {})))
     return task
+
+
+def _keep_in_session(uow, row) -> None:
+    """The session holds flushed rows weakly: keep new tasks alive until the transaction ends, so the
+    TaskCreated handlers find them in the session instead of reading each one back with a SELECT."""
+    uow.session.info.setdefault("created_rows", []).append(row)
+
+
+def _null_unset_columns(row) -> None:
+    """Give every column without a value an explicit NULL: the new row is then fully loaded after the INSERT,
+    and handlers reading e.g. `task.owner` do not load the unset columns back with another SELECT."""
+    for column in row.__table__.columns:
+        if column.key not in row.__dict__ and column.default is None and column.server_default is None:
+            setattr(row, column.key, None)
 
 
 def _add_candidates(uow, task: Task) -> None:
@@ -108,6 +125,15 @@ def _assignment_summary(task: Task) -> dict[str, Any]:
     if task.due_at:
         summary["due_at"] = task.due_at.isoformat()
     return {k: v for k, v in summary.items() if v}
+
+
+def _resolve_or_reject(open_task: engine.OpenTask, declared: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """An assignment expression that cannot be evaluated (an unknown variable ...) is a 422 naming the task."""
+    try:
+        return resolve_assignment(open_task, declared, now)
+    except (expressions.ExpressionError, ValueError, TypeError) as error:
+        raise ValidationFailed(f"the assignment of user task '{open_task.element_id}' cannot be resolved: {error}",
+                               {"element_id": [open_task.element_id]}, element_id=open_task.element_id) from error
 
 
 def resolve_assignment(open_task: engine.OpenTask, declared: dict[str, Any], now: datetime) -> dict[str, Any]:

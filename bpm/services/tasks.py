@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, true, union_all, update
 
 from bpm import engine
 from bpm.adapters.orm import ProcessDefinition, Task, TaskCandidate
@@ -32,7 +32,14 @@ def get_task(uow: UnitOfWork, task_id: str) -> Task:
 def may_see_task(uow: UnitOfWork, actor: Actor, task: Task) -> bool:
     return (may_work_task(actor, task.assignee, task.candidate_users, task.candidate_groups)
             or task.completed_by == actor.username
-            or may_read_instance(uow, actor, get_instance(uow, task.instance_id)))
+            or may_read_instance(uow, actor, get_instance(uow, task.instance_id))
+            or _seen_through_approvals(uow, actor, task))
+
+
+def _seen_through_approvals(uow: UnitOfWork, actor: Actor, task: Task) -> bool:
+    from bpm.services.collaboration import seen_through_approvals
+
+    return seen_through_approvals(uow, actor, task)
 
 
 def describe_task(uow: UnitOfWork, actor: Actor, task_id: str) -> dict[str, Any]:
@@ -128,6 +135,7 @@ def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
         task = _open_task(uow, cmd.task_id)
         if not may_work_task(cmd.actor, task.assignee, task.candidate_users, task.candidate_groups):
             raise PermissionDenied(_why_not(cmd.actor, task))
+        _check_approval_state(uow, task)
         _check_form(task, cmd.variables)
         instance = get_instance(uow, task.instance_id)
         definition = uow.session.get(ProcessDefinition, instance.definition_id)
@@ -141,6 +149,18 @@ def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
         apply_snapshot(uow, instance, definition, snap, cmd.actor.username)
         uow.commit()
         return task
+
+
+def _check_approval_state(uow, task: Task) -> None:
+    """A delegated task goes back to its owner first; a task with signers still to act is finished by approve."""
+    if task.delegation_state == "pending":
+        raise InvalidTransition(f"the task is delegated by '{task.owner}'; the delegatee resolves it, "
+                                "then the owner completes it")
+    from bpm.adapters.orm_approvals import TaskSigner
+
+    if uow.session.scalar(select(TaskSigner.id).where(TaskSigner.task_id == task.id,
+                                                      TaskSigner.status == "pending")) is not None:
+        raise InvalidTransition("signers of this task have not acted yet; use approve or reject")
 
 
 def _why_not(actor: Actor, task: Task) -> str:
@@ -171,15 +191,19 @@ def _mark_completed(uow, task: Task, cmd: CompleteTask) -> None:
                                      cmd.actor.username))
 
 
-# --- inbox ---------------------------------------------------------------------------------------------------------
+# --- inbox ----------------------------------------------------------------------------------------
 
 SORTS = {"due": ("due_at", "asc"), "priority": ("priority", "desc"), "created": ("created_at", "desc")}
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+SCOPES = ("all", "mine", "claimable", "groups", "delegated", "cc", "signing", "completed")
+STATUSES = ("open", "completed", "cancelled", "any")
 
 
 @dataclass
 class TaskQuery:
-    scope: str = "all"  # all (mine + claimable) | mine | claimable | completed
+    """An inbox page. scope: all (mine + my groups) | mine | claimable/groups (unclaimed, via my groups or name)
+    | delegated (delegated to me) | cc (copied to me) | signing (I am an added signer) | completed (by me)."""
+
+    scope: str = "all"
     status: str = "open"
     process_key: str | None = None
     business_key: str | None = None
@@ -187,35 +211,114 @@ class TaskQuery:
     sort: str = "due"
     limit: int = 50
     cursor: str | None = None
+    overdue: bool = False
+    priority: int | None = None  # minimum priority
+    q: str | None = None  # text search on task name and business key
 
 
 def list_tasks(uow: UnitOfWork, actor: Actor, query: TaskQuery) -> tuple[list[Task], str | None]:
     """One page of the caller's inbox, keyset-paginated on (sort key, id)."""
+    if query.sort not in SORTS:
+        raise ValidationFailed("unknown sort", {"sort": [f"use one of {', '.join(SORTS)}"]})
+    if query.scope not in SCOPES:
+        raise ValidationFailed("unknown scope", {"scope": [f"use one of {', '.join(SCOPES)}"]})
     with uow:
-        sort_column, sort_value = _sort_expression(query.sort)
-        statement = select(Task).where(*_visibility(actor, query), *_filters(query))
-        if query.cursor:
-            statement = statement.where(_after_cursor(query, sort_value, query.cursor))
-        direction = SORTS[query.sort][1]
-        order = (sort_value.asc(), Task.id.asc()) if direction == "asc" else (sort_value.desc(), Task.id.desc())
-        rows = list(uow.session.scalars(statement.order_by(*order).limit(query.limit + 1)))
-        next_cursor = _cursor_for(rows[query.limit - 1], sort_column) if len(rows) > query.limit else None
+        rows = list(uow.session.scalars(inbox_statement(actor, query, uow.clock.now())))
+        next_cursor = _cursor_for(rows[query.limit - 1], SORTS[query.sort][0]) if len(rows) > query.limit else None
         return rows[:query.limit], next_cursor
 
 
-def _visibility(actor: Actor, query: TaskQuery) -> list:
-    if query.status == "completed" or query.scope == "completed":
-        return [Task.status == "completed", Task.completed_by == actor.username]
-    mine = Task.assignee == actor.username
-    claimable = and_(Task.assignee.is_(None), exists().where(
+def inbox_statement(actor: Actor, query: TaskQuery, now: datetime):
+    """The page query (limit + 1 rows, to know whether another page follows).
+
+    The default inbox (mine + claimable through my groups) reads each source on its own, in index order and
+    limited, then merges the two short lists: one OR over both would make the database sort every task the
+    user can see before returning the first page.
+    """
+    filters = _filters(query, now)
+    conditions = filters + ([_after_cursor(query, query.cursor)] if query.cursor else [])
+    order, limit = _order(query.sort), query.limit + 1
+    if query.scope != "all" or query.status != "open":
+        return select(Task).where(*_visibility(actor, query), *conditions).order_by(*order).limit(limit)
+    # disjoint sources: assigned to me / not assigned, candidate through my name or one of my groups
+    firsts = [select(Task.id).where(Task.status == "open", _mine(actor), *conditions).order_by(*order).limit(limit)]
+    if query.sort == "due":
+        firsts += [_claimable_by_due(key, filters, query, limit) for key in _candidate_keys(actor)]
+    else:
+        firsts.append(select(Task.id).where(Task.status == "open", _claimable(actor), *conditions)
+                      .order_by(*order).limit(limit))
+    merged = union_all(*(select(first.subquery().c.id) for first in firsts))
+    return select(Task).where(Task.id.in_(merged)).order_by(*order).limit(limit)
+
+
+def _candidate_keys(actor: Actor) -> list[tuple[str, str]]:
+    return [("u", actor.username)] + [("g", group) for group in sorted(actor.groups)]
+
+
+def _claimable_by_due(key: tuple[str, str], filters: list, query: TaskQuery, limit: int):
+    """Open unclaimed tasks of one candidate key, walked in due order on the candidates' own index."""
+    statement = (select(TaskCandidate.task_id.label("id")).join(Task, Task.id == TaskCandidate.task_id)
+                 .where(TaskCandidate.is_open == true(), TaskCandidate.kind == key[0], TaskCandidate.name == key[1],
+                        Task.status == "open", Task.assignee.is_(None), *filters))
+    if query.cursor:
+        statement = statement.where(_after_cursor(query, query.cursor, TaskCandidate.due_at, TaskCandidate.task_id))
+    return statement.order_by(TaskCandidate.due_at.asc().nulls_last(), TaskCandidate.task_id.asc()).limit(limit)
+
+
+def _mine(actor: Actor):
+    return Task.assignee == actor.username
+
+
+def _claimable(actor: Actor):
+    groups = sorted(actor.groups) or [""]
+    return and_(Task.assignee.is_(None), exists().where(
         TaskCandidate.task_id == Task.id,
         or_(and_(TaskCandidate.kind == "u", TaskCandidate.name == actor.username),
-            and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups) or [""])))))
-    who = {"mine": mine, "claimable": claimable}.get(query.scope, or_(mine, claimable))
-    return [Task.status == "open", who]
+            and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(groups)))))
 
 
-def _filters(query: TaskQuery) -> list:
+def count_tasks(uow: UnitOfWork, actor: Actor) -> dict[str, int]:
+    """Badge numbers: open tasks per inbox filter."""
+    with uow:
+        now = uow.clock.now()
+        counts = {}
+        for name, scope in (("all", "all"), ("mine", "mine"), ("groups", "groups"), ("delegated", "delegated"),
+                            ("cc", "cc"), ("signing", "signing")):
+            conditions = _visibility(actor, TaskQuery(scope=scope))
+            counts[name] = uow.session.scalar(select(func.count()).select_from(Task).where(*conditions))
+        counts["overdue"] = uow.session.scalar(select(func.count()).select_from(Task).where(
+            *_visibility(actor, TaskQuery()), Task.due_at < now))
+        return counts
+
+
+def _visibility(actor: Actor, query: TaskQuery) -> list:
+    if query.scope == "completed":
+        return [Task.status == "completed", Task.completed_by == actor.username]
+    groups = sorted(actor.groups) or [""]
+    mine, claimable = _mine(actor), _claimable(actor)
+    who = {"mine": mine, "claimable": claimable, "groups": claimable,
+           "delegated": and_(mine, Task.delegation_state == "pending"),
+           "cc": _cc_to(actor, groups), "signing": _signing(actor)}.get(query.scope, or_(mine, claimable))
+    status = [] if query.status == "any" else [Task.status == query.status]
+    return [*status, who]
+
+
+def _cc_to(actor: Actor, groups: list[str]):
+    from bpm.adapters.orm_approvals import TaskCc
+
+    return exists().where(TaskCc.task_id == Task.id,
+                          or_(and_(TaskCc.kind == "u", TaskCc.name == actor.username),
+                              and_(TaskCc.kind == "g", TaskCc.name.in_(groups))))
+
+
+def _signing(actor: Actor):
+    from bpm.adapters.orm_approvals import TaskSigner
+
+    return exists().where(TaskSigner.task_id == Task.id, TaskSigner.username == actor.username,
+                          TaskSigner.status == "pending")
+
+
+def _filters(query: TaskQuery, now: datetime) -> list:
     conditions = []
     if query.process_key:
         conditions.append(Task.process_key == query.process_key)
@@ -223,16 +326,22 @@ def _filters(query: TaskQuery) -> list:
         conditions.append(Task.business_key == query.business_key)
     if query.due_before:
         conditions.append(Task.due_at < query.due_before)
+    if query.overdue:
+        conditions.append(Task.due_at < now)
+    if query.priority is not None:
+        conditions.append(Task.priority >= query.priority)
+    if query.q:
+        pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(or_(Task.name.ilike(pattern, escape="\\"), Task.business_key.ilike(pattern, escape="\\")))
     return conditions
 
 
-def _sort_expression(sort: str):
-    if sort not in SORTS:
-        raise ValidationFailed("unknown sort", {"sort": [f"use one of {', '.join(SORTS)}"]})
-    column = getattr(Task, SORTS[sort][0])
+def _order(sort: str) -> tuple:
+    # Due dates ascend with undated tasks last (PostgreSQL's default for ASC, so its index order matches).
     if sort == "due":
-        return "due_at", func.coalesce(Task.due_at, FAR_FUTURE)
-    return SORTS[sort][0], column
+        return Task.due_at.asc().nulls_last(), Task.id.asc()
+    column = getattr(Task, SORTS[sort][0])
+    return column.desc(), Task.id.desc()
 
 
 def _cursor_for(task: Task, column: str) -> str:
@@ -243,14 +352,18 @@ def _cursor_for(task: Task, column: str) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode()
 
 
-def _after_cursor(query: TaskQuery, sort_value, cursor: str):
+def _after_cursor(query: TaskQuery, cursor: str, due_column=None, id_column=None):
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         value, last_id = payload["v"], payload["id"]
+        if query.sort in ("due", "created") and value is not None:
+            value = datetime.fromisoformat(value)
     except (ValueError, KeyError, TypeError) as error:
         raise ValidationFailed("invalid cursor", {"cursor": ["not a cursor returned by this API"]}) from error
-    if query.sort in ("due", "created"):
-        value = datetime.fromisoformat(value) if value else FAR_FUTURE
-    if SORTS[query.sort][1] == "asc":
-        return or_(sort_value > value, and_(sort_value == value, Task.id > last_id))
-    return or_(sort_value < value, and_(sort_value == value, Task.id < last_id))
+    if query.sort == "due":
+        due, key = (due_column if due_column is not None else Task.due_at), (id_column or Task.id)
+        if value is None:
+            return and_(due.is_(None), key > last_id)
+        return or_(due > value, and_(due == value, key > last_id), due.is_(None))
+    column = getattr(Task, SORTS[query.sort][0])
+    return or_(column < value, and_(column == value, Task.id < last_id))

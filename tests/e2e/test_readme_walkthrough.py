@@ -57,10 +57,11 @@ def wait_until_ready(base: str, server, log_path: Path) -> None:
         if server.poll() is not None:
             pytest.fail(f"bpm serve exited early:\n{log_path.read_text()}")
         try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
                 return
-        except requests.ConnectionError:
-            time.sleep(0.3)
+        except requests.RequestException:  # not listening yet, or too busy to answer in time
+            pass
+        time.sleep(0.3)
     pytest.fail(f"bpm serve did not become ready:\n{log_path.read_text()}")
 
 
