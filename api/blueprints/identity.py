@@ -1,9 +1,9 @@
-"""Users, groups and API tokens (admin only)."""
+"""Users, groups and API tokens: admins manage everyone; every user manages their own tokens."""
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import require_admin, uow
+from api.auth import current_actor, require_admin, uow
 from api.schemas import (
     GroupCreateSchema,
     GroupSchema,
@@ -50,6 +50,30 @@ class Groups(MethodView):
         require_admin()
         group = identity.create_group(body["name"], body["display_name"], uow())
         return {"name": group.name, "display_name": group.display_name, "members": []}
+
+
+@blp.route("/users/me/tokens")
+class MyTokens(MethodView):
+    @blp.response(200, TokenSchema(many=True))
+    def get(self):
+        """List my own tokens (never the token itself)."""
+        return identity.list_tokens(current_actor().username, uow())
+
+    @blp.arguments(TokenCreateSchema)
+    @blp.response(201, IssuedTokenSchema)
+    def post(self, body):
+        """Issue a token for myself, with scopes and an expiry; never wider than the calling token."""
+        command = identity.IssueToken("", body.get("name", ""), body.get("scopes"), body.get("expires_at"))
+        row, token = identity.issue_own_token(current_actor(), command, uow())
+        return {**{c: getattr(row, c) for c in TokenSchema().fields}, "token": token}
+
+
+@blp.route("/users/me/tokens/<int:token_id>")
+class MyToken(MethodView):
+    @blp.response(204)
+    def delete(self, token_id):
+        """Revoke one of my tokens."""
+        identity.revoke_own_token(current_actor(), token_id, uow())
 
 
 @blp.route("/users/<string:username>/tokens")

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from bpm.adapters.orm import ApiToken, Group, User, UserGroup
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
-from bpm.domain.errors import InvalidTransition, NotFound, Unauthenticated, ValidationFailed
+from bpm.domain.errors import InvalidTransition, NotFound, PermissionDenied, Unauthenticated, ValidationFailed
 from bpm.domain.model import ROLES, SCOPES, Actor
 
 TOKEN_PREFIX = "bpm_"  # noqa: S105 - a public prefix, not a secret
@@ -143,6 +143,36 @@ def revoke_token(username: str, token_id: int, uow: UnitOfWork) -> None:
         row.revoked_at = uow.clock.now()
         uow.commit()
     _ACTOR_CACHE.clear()
+
+
+def issue_own_token(actor: Actor, cmd: IssueToken, uow: UnitOfWork) -> tuple[ApiToken, str]:
+    """A user issues a token for themselves: never wider than the token that asks for it."""
+    _check_within_caller_scopes(actor, cmd.scopes, "issue")
+    return issue_token(IssueToken(actor.username, cmd.name, cmd.scopes, cmd.expires_at), uow)
+
+
+def revoke_own_token(actor: Actor, token_id: int, uow: UnitOfWork) -> None:
+    """A user revokes one of their tokens; a scoped token may revoke only tokens within its own scopes."""
+    with uow:
+        row = uow.session.get(ApiToken, token_id)
+        owner = get_user(actor.username, uow)
+        if row is None or row.user_id != owner.id:
+            raise NotFound(f"token {token_id} of user '{actor.username}' not found")
+        _check_within_caller_scopes(actor, row.scopes, "revoke")
+    revoke_token(actor.username, token_id, uow)
+
+
+def _check_within_caller_scopes(actor: Actor, scopes: list[str] | None, verb: str) -> None:
+    if actor.scopes is None:
+        return
+    held = ", ".join(sorted(actor.scopes))
+    if scopes is None:
+        raise PermissionDenied(f"a token limited to scopes [{held}] cannot {verb} an unrestricted token: "
+                               f"name scopes within [{held}]")
+    wider = sorted(set(scopes) - actor.scopes)
+    if wider:
+        raise PermissionDenied(f"a token limited to scopes [{held}] cannot {verb} a token with scopes "
+                               f"[{', '.join(wider)}]")
 
 
 # Token lookups happen on every request: cache resolved actors briefly (revocation clears the cache in this

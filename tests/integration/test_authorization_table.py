@@ -119,6 +119,9 @@ TABLE = {
         "404 403 404 403 403 401 403 401 401",
     "PUT /api/v1/clock": "404 403 403 403 403 401 403 401 401",
     "PUT /api/v1/rules/<string:name>": "422 403 403 403 403 401 403 401 401",
+    "GET /api/v1/users/me/tokens": "200 200 200 200 200 401 200 401 401",
+    "POST /api/v1/users/me/tokens": "201 201 201 201 201 401 403 401 401",
+    "DELETE /api/v1/users/me/tokens/<int:token_id>": "404 404 404 404 404 401 404 401 401",
     "PUT /api/v1/users/me/substitute": "422 422 422 422 422 401 422 401 401",
 }
 
