@@ -12,6 +12,9 @@ This module is the only place such expressions are evaluated, and nothing here r
 * ``evaluate`` re-checks (cached) and interprets the parsed tree with simpleeval, with bounded
   operators so that ``9**9**9`` or ``'x' * 10**9`` fail fast instead of eating the machine. It also
   reports which variables were read, for the decision trace ("amount=600000").
+* ``check_script`` / ``run_script`` implement the restricted script mode: a script is a list of
+  ``name = expr``, ``name += expr`` (and ``-= *= /= //= %=``) and ``print(...)`` statements, each
+  expression checked and evaluated exactly like a condition; printed text is returned, never written.
 * ``translate_camunda`` turns Camunda/JUEL ``${...}`` expressions into the Python subset.
 * ``normalize_timer`` turns timer definitions (bare ISO-8601 literals, ``${...}``, quoted literals,
   variable names) into expressions that SpiffWorkflow's timer events can evaluate.
@@ -408,6 +411,176 @@ def evaluate(expr: str, variables: Mapping[str, Any]) -> tuple[Any, dict[str, An
     finally:
         evaluator.names = {}
     return result, names.read
+
+
+# --------------------------------------------------------------------------------------------------
+# Restricted scripts
+
+MAX_SCRIPT_LENGTH = 50_000
+MAX_SCRIPT_STATEMENTS = 200
+MAX_PRINT_LENGTH = 1_000  # characters kept of one print() line
+MAX_PRINT_LINES = 50  # print() lines kept per script run
+
+# Augmented assignments a restricted script may use: `name op= expression` runs as `name = name op (expression)`.
+_AUGMENTED_OPERATORS: dict[type, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+}
+_SCRIPT_FORMS = ("only 'name = expression', 'name += expression' (also -=, *=, /=, //=, %=) and print(...) "
+                 "statements are allowed in restricted scripts")
+
+
+class ScriptResult:
+    """What a restricted script did: the variables it assigned and the lines it printed (bounded)."""
+
+    __slots__ = ("assigned", "printed", "dropped_lines")
+
+    def __init__(self):
+        self.assigned: dict[str, Any] = {}
+        self.printed: list[str] = []
+        self.dropped_lines = 0
+
+
+def _statement_error(statement: ast.stmt, message: str) -> ExpressionError:
+    return ExpressionError(f"line {statement.lineno}: {message}")
+
+
+def _checked_part(statement: ast.stmt, node: ast.AST, text: str | None = None) -> str:
+    """The source of one expression of a statement, checked like any uploaded expression."""
+    source = text if text is not None else ast.unparse(node)
+    try:
+        check_expression(source)
+    except ExpressionError as exc:
+        raise _statement_error(statement, str(exc)) from None
+    return source
+
+
+def _target_name(statement: ast.stmt, target: ast.AST) -> str:
+    if not isinstance(target, ast.Name):
+        raise _statement_error(statement, f"only a plain variable name can be assigned, not "
+                                          f"{ast.unparse(target)!r}")
+    if target.id.startswith("_"):
+        raise _statement_error(statement, f"names starting with '_' are not allowed ('{target.id}')")
+    return target.id
+
+
+def _compile_print(statement: ast.stmt, call: ast.Call) -> tuple:
+    if any(isinstance(argument, ast.Starred) for argument in call.args):
+        raise _statement_error(statement, _REJECTED_NODE_MESSAGES[ast.Starred])
+    arguments = [_checked_part(statement, argument) for argument in call.args]
+    separator = None
+    for keyword in call.keywords:
+        if keyword.arg != "sep":
+            shown = "**" if keyword.arg is None else f"{keyword.arg}="
+            raise _statement_error(statement, f"print() takes positional arguments and sep= only, not {shown}")
+        separator = _checked_part(statement, keyword.value)
+    return ("print", tuple(arguments), separator)
+
+
+def _compile_statement(statement: ast.stmt) -> tuple | None:
+    if isinstance(statement, ast.Pass):
+        return None
+    if isinstance(statement, ast.Assign):
+        if len(statement.targets) != 1:
+            raise _statement_error(statement, "chained assignments (a = b = ...) are not allowed")
+        name = _target_name(statement, statement.targets[0])
+        return ("assign", name, _checked_part(statement, statement.value))
+    if isinstance(statement, ast.AugAssign):
+        name = _target_name(statement, statement.target)
+        symbol = _AUGMENTED_OPERATORS.get(type(statement.op))
+        if symbol is None:
+            written = ast.unparse(ast.AugAssign(ast.Name("x"), statement.op, ast.Constant(1))).split()[1]
+            raise _statement_error(statement, f"augmented assignment '{written}' is not allowed "
+                                              "(only +=, -=, *=, /=, //=, %=)")
+        text = f"{name} {symbol} ({ast.unparse(statement.value)})"
+        return ("assign", name, _checked_part(statement, statement.value, text))
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) \
+            and isinstance(statement.value.func, ast.Name) and statement.value.func.id == "print":
+        return _compile_print(statement, statement.value)
+    raise _statement_error(statement, f"{_SCRIPT_FORMS}, not {_describe_statement(statement)}")
+
+
+def _describe_statement(statement: ast.stmt) -> str:
+    if isinstance(statement, ast.Expr):
+        if isinstance(statement.value, ast.Call):
+            return f"a call of '{ast.unparse(statement.value.func)}'"
+        return "a bare expression"
+    kind = type(statement).__name__
+    return f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} statement"
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled_script(script: str) -> tuple:
+    """Parse and check a script once: a tuple of ('assign', name, expression) / ('print', args, sep) steps."""
+    if not isinstance(script, str):
+        raise ExpressionError(f"a script must be a string, not {type(script).__name__}")
+    if len(script) > MAX_SCRIPT_LENGTH:
+        raise ExpressionError(f"script longer than {MAX_SCRIPT_LENGTH} characters")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = ast.parse(script, mode="exec")
+    except SyntaxError as exc:
+        raise ExpressionError(f"line {exc.lineno or 1}: invalid syntax: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExpressionError(f"cannot parse script: {exc}") from None
+    if len(module.body) > MAX_SCRIPT_STATEMENTS:
+        raise ExpressionError(f"script has more than {MAX_SCRIPT_STATEMENTS} statements")
+    try:
+        steps = tuple(step for step in map(_compile_statement, module.body) if step is not None)
+    except RecursionError:
+        raise ExpressionError("script is nested too deeply") from None
+    return steps
+
+
+def check_script(script: str) -> None:
+    """Raise ExpressionError (naming the line) unless every statement of ``script`` is allowed.
+
+    Allowed: ``name = expression``, ``name op= expression`` for + - * / // %, ``print(expression, ...)``
+    (with an optional ``sep=``) and ``pass``; every expression must pass ``check_expression``.
+    """
+    _compiled_script(script)
+
+
+def _bounded_text(text: str) -> str:
+    if len(text) <= MAX_PRINT_LENGTH:
+        return text
+    return f"{text[:MAX_PRINT_LENGTH]}... ({len(text) - MAX_PRINT_LENGTH} more characters)"
+
+
+def _printable(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset, dict)) \
+            and _element_count(value, MAX_SEQUENCE_LENGTH) > MAX_SEQUENCE_LENGTH:
+        return f"<{type(value).__name__} too large to print>"
+    return str(value)
+
+
+def run_script(script: str, variables: dict[str, Any]) -> ScriptResult:
+    """Run a restricted script against ``variables`` (updated in place with each assignment).
+
+    Nothing reaches ``exec``: every statement is one of the checked forms and every expression runs in
+    the same bounded evaluator as conditions. ``print`` never writes anywhere: its text (each line cut
+    at MAX_PRINT_LENGTH characters, at most MAX_PRINT_LINES lines) is returned for the instance history.
+    """
+    result = ScriptResult()
+    for step in _compiled_script(script):
+        if step[0] == "assign":
+            _, name, expression = step
+            value, _ = evaluate(expression, variables)
+            variables[name] = value
+            result.assigned[name] = value
+            continue
+        _, arguments, separator = step
+        sep = " " if separator is None else evaluate(separator, variables)[0]
+        if sep is not None and not isinstance(sep, str):
+            raise ExpressionError(f"print(): sep must be a string, not {type(sep).__name__}")
+        values = [_printable(evaluate(argument, variables)[0]) for argument in arguments]
+        if len(result.printed) >= MAX_PRINT_LINES:
+            result.dropped_lines += 1
+            continue
+        result.printed.append(_bounded_text((" " if sep is None else sep).join(values)))
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

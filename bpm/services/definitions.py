@@ -60,12 +60,24 @@ def _compile(cmd: DeployBpmn, options: engine.CompileOptions):
         raise kind(f"{cmd.filename}: {_summary(error.problems)}", problems) from error
 
 
+MAX_PROBLEMS_IN_DETAIL = 10
+
+
 def _summary(problems) -> str:
-    first = problems[0]
-    where = f" ({first.element_type or 'element'} '{first.element_id}'" if first.element_id else ""
-    where += f", line {first.line})" if where and first.line else (")" if where else "")
-    more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
-    return f"{first.message}{where}{more}"
+    """The detail line: the problem, or every problem numbered (the first MAX_PROBLEMS_IN_DETAIL of them)."""
+    if len(problems) == 1:
+        return _describe_problem(problems[0])
+    listed = "; ".join(f"({number}) {_describe_problem(problem)}"
+                       for number, problem in enumerate(problems[:MAX_PROBLEMS_IN_DETAIL], start=1))
+    rest = len(problems) - MAX_PROBLEMS_IN_DETAIL
+    more = f"; and {rest} more (see `problems`)" if rest > 0 else ""
+    return f"{len(problems)} problems: {listed}{more}"
+
+
+def _describe_problem(problem) -> str:
+    where = f" ({problem.element_type or 'element'} '{problem.element_id}'" if problem.element_id else ""
+    where += f", line {problem.line})" if where and problem.line else (")" if where else "")
+    return f"{problem.message}{where}"
 
 
 def _new_version(uow, process: engine.CompiledProcess, xml: str, checksum: str, actor: str | None):

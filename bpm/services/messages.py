@@ -8,6 +8,7 @@ from scratch, and then sees that the instance no longer waits.
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -166,24 +167,30 @@ def _definitions_started_by(uow: UnitOfWork, name: str) -> list[ProcessDefinitio
 
 
 def _start_by_message(uow: UnitOfWork, definition: ProcessDefinition, cmd: CorrelateMessage) -> str:
+    return _start_instance_by_message(uow, definition, cmd.name, cmd.variables, cmd.business_key,
+                                      cmd.actor.username)
+
+
+def _start_instance_by_message(uow: UnitOfWork, definition: ProcessDefinition, name: str,
+                               variables: dict[str, Any], business_key: str | None, actor: str | None) -> str:
     workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).new_workflow()
     with engine.clock_context(uow.clock.now):
         try:
             engine.start(workflow, {})
-            engine.send_message(workflow, cmd.name, cmd.variables)
+            engine.send_message(workflow, name, variables)
         except engine.EngineError as error:
-            raise ValidationFailed(f"starting '{definition.key}' by message '{cmd.name}' failed: {error}",
+            raise ValidationFailed(f"starting '{definition.key}' by message '{name}' failed: {error}",
                                    {"name": [str(error)]}, element_id=error.element_id) from error
         snap = engine.snapshot(workflow)
     instance = ProcessInstance(id=str(uuid.uuid4()), definition_id=definition.id, process_key=definition.key,
-                               business_key=cmd.business_key, status="running", state_json=snap.state_json,
-                               started_by=cmd.actor.username, started_at=uow.clock.now())
+                               business_key=business_key, status="running", state_json=snap.state_json,
+                               started_by=actor, started_at=uow.clock.now())
     uow.session.add(instance)
-    record(uow, instance.id, "instance.started", cmd.actor.username,
-           data={"process_key": definition.key, "version": definition.version, "business_key": cmd.business_key,
-                 "message": cmd.name, "variables": cmd.variables})
-    uow.publish(events.InstanceStarted(instance.id, definition.key, cmd.business_key, cmd.actor.username))
-    apply_snapshot(uow, instance, definition, snap, cmd.actor.username, new=True)
+    record(uow, instance.id, "instance.started", actor,
+           data={"process_key": definition.key, "version": definition.version, "business_key": business_key,
+                 "message": name, "variables": variables})
+    uow.publish(events.InstanceStarted(instance.id, definition.key, business_key, actor))
+    apply_snapshot(uow, instance, definition, snap, actor, new=True)
     return instance.id
 
 
@@ -232,12 +239,24 @@ def deliver_buffered(event: BufferedMessageMatched, uow: UnitOfWork) -> None:
 # --- the projection hook ------------------------------------------------------------------------------------------
 
 
-def sync_subscriptions(uow: UnitOfWork, instance: ProcessInstance, snap: engine.Snapshot, new: bool) -> None:
-    """Keep `message_subscriptions` equal to what the snapshot waits for; look up buffered messages for new ones."""
+def sync_subscriptions(uow: UnitOfWork, instance: ProcessInstance, snap: engine.Snapshot, new: bool,
+                       existing: set[tuple[str, str]] | None = None) -> None:
+    """Keep `message_subscriptions` equal to what the snapshot waits for; look up buffered messages for new ones.
+    Then route the messages the step threw (and nothing in the instance caught) within the same deployment.
+
+    `existing`: the (message name, element id) pairs stored before this step, when the caller read them."""
+    _sync_subscription_rows(uow, instance, snap, new, existing)
+    if snap.thrown:
+        route_thrown(uow, instance, snap.thrown)
+
+
+def _sync_subscription_rows(uow: UnitOfWork, instance: ProcessInstance, snap: engine.Snapshot, new: bool,
+                            existing: set[tuple[str, str]] | None) -> None:
     waiting = snap.messages if instance.status == "running" else []
     wanted = {(w.name, w.element_id) for w in waiting}
-    existing = set() if new else {(r.message_name, r.element_id) for r in uow.session.scalars(
-        select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
+    if existing is None:
+        existing = set() if new else {(r.message_name, r.element_id) for r in uow.session.scalars(
+            select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
     if wanted == existing:
         return
     if existing:
@@ -260,3 +279,66 @@ def _announce_buffered(uow: UnitOfWork, instance: ProcessInstance, added: list[e
 
 if index_start_messages not in definitions.DEPLOY_HOOKS:
     definitions.DEPLOY_HOOKS.append(index_start_messages)
+
+
+# --- messages thrown by a process ------------------------------------------------------------------------------
+# A throw event (or message end event, send task) whose message nothing in its own instance catches is routed in
+# the throwing command's transaction within its deployment: the definitions deployed from the same file (same
+# checksum), which is how one BPMN collaboration with several executable pools arrives. A message has one
+# receiver, as in BPMN: the oldest waiting subscription (with the same business key when the thrower has one);
+# else a new instance of the newest version of a process of the deployment whose message start event catches it;
+# else the thrower's history records it as undelivered. A receiver's step may throw in turn; the chain is bounded.
+
+MAX_ROUTING_DEPTH = 20
+_routing_depth: contextvars.ContextVar[int] = contextvars.ContextVar("message_routing_depth", default=0)
+
+
+def route_thrown(uow: UnitOfWork, thrower: ProcessInstance, thrown: list[engine.ThrownMessage]) -> None:
+    definition = uow.session.get(ProcessDefinition, thrower.definition_id)
+    depth = _routing_depth.get()
+    token = _routing_depth.set(depth + 1)
+    try:
+        for message in thrown:
+            if depth >= MAX_ROUTING_DEPTH:
+                outcome = {"error": f"not routed: more than {MAX_ROUTING_DEPTH} messages in a chain in one command"}
+            else:
+                outcome = _route_one(uow, thrower, definition, message)
+            record(uow, thrower.id, "message.thrown", None, data={"name": message.name, **outcome})
+    finally:
+        _routing_depth.reset(token)
+
+
+def _route_one(uow: UnitOfWork, thrower: ProcessInstance, definition: ProcessDefinition,
+               message: engine.ThrownMessage) -> dict[str, Any]:
+    query = (select(MessageSubscription)
+             .join(ProcessInstance, ProcessInstance.id == MessageSubscription.instance_id)
+             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+             .where(MessageSubscription.message_name == message.name, MessageSubscription.instance_id != thrower.id,
+                    ProcessInstance.status == "running", ProcessDefinition.checksum == definition.checksum)
+             .order_by(MessageSubscription.id))
+    if thrower.business_key:
+        query = query.where(MessageSubscription.business_key == thrower.business_key)
+    try:
+        for subscription in list(uow.session.scalars(query)):
+            variables = message.variables_for(subscription.element_id)
+            if _deliver(uow, subscription.instance_id, message.name, variables, None):
+                return {"delivered_to": subscription.instance_id, "element_id": subscription.element_id}
+        for target in _deployment_definitions_started_by(uow, definition.checksum, message.name):
+            variables = message.variables_for(engine.start_message_element(definitions.runtime_for(target),
+                                                                           message.name) or target.key)
+            started = _start_instance_by_message(uow, target, message.name, variables, thrower.business_key, None)
+            return {"started": started, "process_key": target.key}
+    except ValidationFailed as error:  # the receiver failed: the thrower's step stands, the failure is recorded
+        return {"error": error.detail}
+    return {"error": "not delivered: no instance of this deployment waits for it and no process of it starts with it"}
+
+
+def _deployment_definitions_started_by(uow: UnitOfWork, checksum: str, name: str) -> list[ProcessDefinition]:
+    """The newest version, among those deployed from the same file, of each process this message starts."""
+    newest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
+              .where(ProcessDefinition.checksum == checksum).group_by(ProcessDefinition.key).subquery())
+    query = (select(ProcessDefinition)
+             .join(newest, (ProcessDefinition.key == newest.c.key) & (ProcessDefinition.version == newest.c.version))
+             .join(MessageStartEvent, MessageStartEvent.definition_id == ProcessDefinition.id)
+             .where(MessageStartEvent.message_name == name).order_by(ProcessDefinition.key))
+    return list(uow.session.scalars(query))

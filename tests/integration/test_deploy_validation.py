@@ -140,3 +140,115 @@ def test_raw_xml_body_is_accepted(client, users):
     response = client.post("/api/v1/process-definitions", headers={**users["dora"],
                                                                     "Content-Type": "application/xml"}, data=EXPENSE)
     assert response.status_code == 201
+
+
+def test_every_problem_is_reported_in_one_response(client, users):
+    broken = (EXPENSE.replace(b'<bpmn:sequenceFlow id="f_director_end" ', b"<bpmn:sequenceFlow ")
+              .replace(b'<bpmn:userTask id="finance_review" name="Finance review" camunda:candidateGroups="finance"',
+                       b'<bpmn:serviceTask id="shell" activiti:type="shell" xmlns:activiti="http://activiti.org/bpmn">'
+                       b'<bpmn:incoming>f_large</bpmn:incoming></bpmn:serviceTask>'
+                       b'<bpmn:userTask id="finance_review" name="Finance review" camunda:candidateGroups="finance"')
+              .replace(b'<bpmn:endEvent id="end" name="Expense decided">',
+                       b'<bpmn:intermediateCatchEvent id="alert" name="Alert"><bpmn:signalEventDefinition />'
+                       b'</bpmn:intermediateCatchEvent><bpmn:endEvent id="end" name="Expense decided">'))
+    body = assert_rejected(deploy(client, users["dora"], broken))
+    rules = {p["rule"] for p in body["problems"]}
+    assert {"flow-missing-id", "signal-without-ref", "unsupported-task-type"} <= rules, body["problems"]
+    assert body["detail"].startswith(f"process.bpmn: {len(body['problems'])} problems: (1) ")
+    assert "from 'director_approval' to 'end' has no id" in body["detail"]
+    assert "intermediateCatchEvent 'alert' (\"Alert\") has a signalEventDefinition without signalRef" in body["detail"]
+    assert "activiti:type=\"shell\" runs an operating-system command" in body["detail"]
+
+
+REVIEWERS_LOOP = (b'<bpmn:outgoing>f_lead_gateway</bpmn:outgoing>'
+                  b'<bpmn:multiInstanceLoopCharacteristics isSequential="SEQUENTIAL">'
+                  b'<bpmn:loopDataInputRef>reviewers</bpmn:loopDataInputRef>'
+                  b'<bpmn:inputDataItem id="reviewer" name="reviewer" /></bpmn:multiInstanceLoopCharacteristics>')
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_standard_multi_instance_loop_data_runs_one_task_per_item(client, users, sequential):
+    loop = REVIEWERS_LOOP.replace(b"SEQUENTIAL", b"true" if sequential else b"false")
+    assert deploy(client, users["dora"], EXPENSE.replace(b"<bpmn:outgoing>f_lead_gateway</bpmn:outgoing>",
+                                                         loop)).status_code == 201
+    started = client.post("/api/v1/process-definitions/expense_approval/instances", headers=users["ivan"],
+                          json={"variables": {"amount": 5, "reviewers": ["ann", "ben"]}})
+    assert started.status_code == 201, started.json
+    seen = []
+    for _ in range(2):
+        tasks = client.get("/api/v1/tasks", headers=users["alice"]).json["items"]
+        assert len(tasks) == (1 if sequential else 2 - len(seen))
+        task = tasks[0]
+        seen.append(client.get(f"/api/v1/tasks/{task['id']}", headers=users["alice"]).json["data"]["reviewer"])
+        done = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=users["alice"], json={})
+        assert done.status_code == 200, done.json
+    assert seen == ["ann", "ben"] if sequential else sorted(seen) == ["ann", "ben"]
+    detail = client.get(f"/api/v1/process-instances/{started.json['id']}", headers=users["admin"]).json
+    assert [t["element_id"] for t in detail["open_tasks"]] == ["director_approval"]
+    assert "reviewer" not in detail["variables"]  # each instance's item stays local to it
+
+
+def test_multi_instance_without_input_names_what_is_missing(client, users):
+    looped = EXPENSE.replace(b"<bpmn:outgoing>f_lead_gateway</bpmn:outgoing>",
+                             b'<bpmn:outgoing>f_lead_gateway</bpmn:outgoing>'
+                             b'<bpmn:multiInstanceLoopCharacteristics isSequential="true" />')
+    body = assert_rejected(deploy(client, users["dora"], looped), element_id="lead_review")
+    assert ("a multi-instance task needs loopCardinality, loopDataInputRef (standard BPMN) or camunda:collection; "
+            "it has none of them") in body["detail"]
+
+
+def test_engine_problems_of_every_process_are_reported(client, users):
+    looped = EXPENSE.replace(b"<bpmn:outgoing>f_lead_gateway</bpmn:outgoing>",
+                             b'<bpmn:outgoing>f_lead_gateway</bpmn:outgoing>'
+                             b'<bpmn:multiInstanceLoopCharacteristics isSequential="true" />')
+    second = (b'<bpmn:process id="second" isExecutable="true"><bpmn:startEvent id="s2"><bpmn:outgoing>g1'
+              b'</bpmn:outgoing></bpmn:startEvent><bpmn:userTask id="lead_copy"><bpmn:incoming>g1</bpmn:incoming>'
+              b'<bpmn:outgoing>g2</bpmn:outgoing><bpmn:multiInstanceLoopCharacteristics isSequential="true" />'
+              b'</bpmn:userTask><bpmn:endEvent id="e2"><bpmn:incoming>g2</bpmn:incoming></bpmn:endEvent>'
+              b'<bpmn:sequenceFlow id="g1" sourceRef="s2" targetRef="lead_copy" />'
+              b'<bpmn:sequenceFlow id="g2" sourceRef="lead_copy" targetRef="e2" /></bpmn:process>')
+    two = looped.replace(b"</bpmn:process>", b"</bpmn:process>" + second, 1)
+    body = assert_rejected(deploy(client, users["dora"], two))
+    assert {p["element_id"] for p in body["problems"]} == {"lead_review", "lead_copy"}, body["problems"]
+    assert body["detail"].startswith("process.bpmn: 2 problems: (1) ")
+
+
+SCRIPTED = EXPENSE.replace(
+    b'<bpmn:sequenceFlow id="f_start_lead" sourceRef="start" targetRef="lead_review" />',
+    b'<bpmn:sequenceFlow id="f_start_lead" sourceRef="start" targetRef="calc" />'
+    b'<bpmn:scriptTask id="calc" name="Add the fee" scriptFormat="python"><bpmn:script>SCRIPT</bpmn:script>'
+    b'</bpmn:scriptTask><bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="lead_review" />')
+
+
+class TestRestrictedScripts:
+    @pytest.fixture
+    def settings(self, database_url, tmp_path):
+        from bpm.config import Settings
+
+        return Settings(database_url=database_url, var_dir=tmp_path, max_upload_bytes=2_000_000,
+                        allow_scripts="restricted")
+
+    def test_refused_statement_is_rejected_at_deploy_naming_task_and_line(self, client, users):
+        script = SCRIPTED.replace(b"SCRIPT", b"total = amount\ntotal **= 2\nimport os")
+        body = assert_rejected(deploy(client, users["dora"], script), rule="script", element_id="calc")
+        assert "scriptTask 'calc' (\"Add the fee\"): line 2: augmented assignment '**=' is not allowed" \
+            in body["detail"]
+        assert definitions_count(client, users["dora"]) == 0
+
+    def test_other_script_languages_are_rejected(self, client, users):
+        script = SCRIPTED.replace(b'scriptFormat="python"', b'scriptFormat="groovy"').replace(b"SCRIPT", b"x = 1")
+        body = assert_rejected(deploy(client, users["dora"], script), rule="script", element_id="calc")
+        assert "scriptFormat 'groovy' is not supported" in body["detail"]
+
+    def test_augmented_assignment_runs_and_print_goes_to_the_history(self, client, users, capsys):
+        script = SCRIPTED.replace(b"SCRIPT", b'total = amount\ntotal += 10\nprint(f"total with fee: {total}")')
+        assert deploy(client, users["dora"], script).status_code == 201
+        started = client.post("/api/v1/process-definitions/expense_approval/instances", headers=users["ivan"],
+                              json={"variables": {"amount": 5}})
+        assert started.status_code == 201, started.json
+        detail = client.get(f"/api/v1/process-instances/{started.json['id']}", headers=users["admin"]).json
+        assert detail["variables"]["total"] == 15
+        history = client.get(f"/api/v1/process-instances/{started.json['id']}/history", headers=users["admin"]).json
+        [printed] = [h for h in history if h["event"] == "script.output"]
+        assert (printed["element_id"], printed["data"]) == ("calc", {"text": "total with fee: 15"})
+        assert "total with fee" not in capsys.readouterr().out

@@ -115,3 +115,98 @@ def test_concurrent_deliveries_of_one_message_resume_the_instance_once(app, user
     history = client.get(f"/api/v1/process-instances/{target}/history", headers=users["admin"]).json
     assert sum(h["event"] == "message.received" for h in history) == 1
     assert sum(h["event"] == "task.created" for h in history) == 1
+
+
+# --- messages thrown by a process: two pools of one deployment talk to each other ------------------------------
+
+POOLS = bpmn_fixture("pools_exchange.bpmn")
+
+
+def start(client, users, key, business_key):
+    response = client.post(f"/api/v1/process-definitions/{key}/instances", headers=users["ivan"],
+                           json={"business_key": business_key})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def complete_open(client, users, instance_id, element_id, variables):
+    [task] = [t for t in instance(client, users, instance_id)["open_tasks"] if t["element_id"] == element_id]
+    response = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=users["bob"], json={"variables": variables})
+    assert response.status_code == 200, response.json
+
+
+def history(client, users, instance_id, event):
+    entries = client.get(f"/api/v1/process-instances/{instance_id}/history", headers=users["admin"]).json
+    return [h for h in entries if h["event"] == event]
+
+
+def seller_of(client, users, buyer_id):
+    [thrown] = history(client, users, buyer_id, "message.thrown")
+    assert thrown["data"]["name"] == "quote_requested" and thrown["data"]["process_key"] == "seller", thrown
+    return thrown["data"]["started"]
+
+
+def test_pools_of_one_deployment_exchange_messages_in_the_throwing_step(client, users):
+    assert deploy(client, users["dora"], POOLS).status_code == 201
+    buyer = start(client, users, "buyer", "Q-1")
+    complete_open(client, users, buyer, "ask", {"item": "pump"})
+    # the throw started the seller (message start event) in the same command, with the buyer's business key
+    seller = seller_of(client, users, buyer)
+    detail = instance(client, users, seller)
+    assert detail["business_key"] == "Q-1" and detail["variables"]["requested_item"] == "pump"
+    assert [t["element_id"] for t in detail["open_tasks"]] == ["price"]
+    assert [t["element_id"] for t in instance(client, users, buyer)["open_tasks"]] == []
+    # the seller's message end event answers the waiting buyer
+    complete_open(client, users, seller, "price", {"price": 120})
+    assert instance(client, users, seller)["status"] == "completed"
+    [reply] = history(client, users, seller, "message.thrown")
+    assert reply["data"] == {"name": "quote_sent", "delivered_to": buyer, "element_id": "wait_quote"}
+    buyer_detail = instance(client, users, buyer)
+    assert buyer_detail["variables"]["quoted_price"] == 120
+    assert [t["element_id"] for t in buyer_detail["open_tasks"]] == ["accept"]
+    [received] = history(client, users, buyer, "message.received")
+    assert received["element_id"] == "wait_quote"
+    complete_open(client, users, buyer, "accept", {})
+    assert instance(client, users, buyer)["status"] == "completed"
+
+
+def test_a_thrown_message_reaches_the_waiting_instance_with_the_same_business_key(client, users):
+    deploy(client, users["dora"], POOLS)
+    first, second = start(client, users, "buyer", "Q-1"), start(client, users, "buyer", "Q-2")
+    complete_open(client, users, first, "ask", {"item": "pump"})
+    complete_open(client, users, second, "ask", {"item": "valve"})
+    complete_open(client, users, seller_of(client, users, second), "price", {"price": 7})
+    assert instance(client, users, first)["open_tasks"] == []  # older subscription, other business key
+    assert instance(client, users, second)["variables"]["quoted_price"] == 7
+
+
+def test_thrown_messages_stay_within_their_deployment(client, users):
+    other_file = (POOLS.replace(b'"buyer"', b'"other_buyer"').replace(b'"seller"', b'"other_seller"')
+                  .replace(b'processRef="buyer"', b'processRef="other_buyer"'))
+    assert deploy(client, users["dora"], other_file).status_code == 201
+    assert deploy(client, users["dora"], POOLS).status_code == 201
+    foreign = start(client, users, "other_buyer", "Q-1")
+    complete_open(client, users, foreign, "ask", {"item": "pump"})
+    assert instance(client, users, seller_of_key(client, users, foreign))["process_key"] == "other_seller"
+    buyer = start(client, users, "buyer", "Q-1")
+    complete_open(client, users, buyer, "ask", {"item": "pump"})
+    complete_open(client, users, seller_of(client, users, buyer), "price", {"price": 3})
+    assert instance(client, users, buyer)["variables"]["quoted_price"] == 3
+    assert instance(client, users, foreign)["open_tasks"] == []  # same message name, same key: other file
+
+
+def seller_of_key(client, users, buyer_id):
+    [thrown] = history(client, users, buyer_id, "message.thrown")
+    return thrown["data"]["started"]
+
+
+def test_a_thrown_message_nobody_waits_for_is_recorded_as_undelivered(client, users):
+    deploy(client, users["dora"], POOLS)
+    buyer = start(client, users, "buyer", "Q-1")
+    complete_open(client, users, buyer, "ask", {"item": "pump"})
+    seller = seller_of(client, users, buyer)
+    client.post(f"/api/v1/process-instances/{buyer}/cancel", headers=users["admin"])
+    complete_open(client, users, seller, "price", {"price": 1})
+    assert instance(client, users, seller)["status"] == "completed"  # the thrower's step stands
+    [thrown] = history(client, users, seller, "message.thrown")
+    assert thrown["data"]["name"] == "quote_sent" and "not delivered" in thrown["data"]["error"]

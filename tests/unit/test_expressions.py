@@ -413,3 +413,94 @@ def test_iso_helpers():
     assert not is_iso_cycle("R5")
     assert is_cron("0 0/5 * * * ?")
     assert not is_cron("PT4H")
+
+
+# --------------------------------------------------------------------------------------------------
+# Restricted scripts: assignments, augmented assignments and print(), nothing else
+
+
+@pytest.mark.parametrize(("script", "before", "after"), [
+    ("u += v", {"u": 1, "v": 2}, {"u": 3}),
+    ("total -= 2.5", {"total": 10}, {"total": 7.5}),
+    ("n *= 3", {"n": 4}, {"n": 12}),
+    ("n /= 4", {"n": 10}, {"n": 2.5}),
+    ("n //= 4", {"n": 10}, {"n": 2}),
+    ("n %= 4", {"n": 10}, {"n": 2}),
+    ("s += '!'", {"s": "hi"}, {"s": "hi!"}),
+    ("items += [v]", {"items": [1], "v": 2}, {"items": [1, 2]}),
+    ("n -= 1 + 1", {"n": 10}, {"n": 8}),  # the right side is one operand: n - (1 + 1)
+    ("x = 1\nx += 2\ny = x * 2", {}, {"x": 3, "y": 6}),
+    ("pass\nx = 1", {}, {"x": 1}),
+])
+def test_script_assignment_forms(script, before, after):
+    variables = dict(before)
+    result = expressions.run_script(script, variables)
+    assert result.assigned == after
+    assert variables == {**before, **after}
+    assert result.printed == []
+
+
+def test_print_is_recorded_never_written(capsys):
+    variables = {"value": "x", "quantity": 1, "items": [1, 2]}
+    result = expressions.run_script('print(f"Value: {value} / Quantity {quantity}")\n'
+                                    'print("items", items, len(items), sep="|")\nprint()', variables)
+    assert result.printed == ["Value: x / Quantity 1", "items|[1, 2]|2", ""]
+    assert result.assigned == {}
+    assert capsys.readouterr() == ("", "")
+
+
+def test_print_output_is_bounded():
+    long_line = expressions.run_script("print('x' * 5000)", {}).printed
+    assert long_line == ["x" * expressions.MAX_PRINT_LENGTH + "... (4000 more characters)"]
+    many = expressions.run_script("\n".join(f"print({i})" for i in range(60)), {})
+    assert len(many.printed) == expressions.MAX_PRINT_LINES
+    assert many.dropped_lines == 60 - expressions.MAX_PRINT_LINES
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("import os", "line 1: only 'name = expression', 'name += expression' (also -=, *=, /=, //=, %=) and print(...) "
+                  "statements are allowed in restricted scripts, not an Import statement"),
+    ("x = 1\nopen('/etc/passwd')", "line 2: only 'name = expression'"),
+    ("x = 1\nopen('/etc/passwd')", "not a call of 'open'"),
+    ("u **= 2", "line 1: augmented assignment '**=' is not allowed (only +=, -=, *=, /=, //=, %=)"),
+    ("u <<= 1", "augmented assignment '<<=' is not allowed"),
+    ("u |= 1", "augmented assignment '|=' is not allowed"),
+    ("d['k'] += 1", "line 1: only a plain variable name can be assigned, not \"d['k']\""),
+    ("a = b = 1", "chained assignments (a = b = ...) are not allowed"),
+    ("_secret += 1", "names starting with '_' are not allowed ('_secret')"),
+    ("u += __import__('os').system('id')", "line 1: function '__import__' is not allowed"),
+    ("u += open('/etc/passwd').read()", "function 'open' is not allowed"),
+    ("u += ().__class__", "attribute '__class__' is not allowed"),
+    ("u += 9 ** 9 ** 9", "too large"),
+    ("print(open('/etc/passwd').read())", "function 'open' is not allowed"),
+    ("print('x', file=sys.stderr)", "print() takes positional arguments and sep= only, not file="),
+    ("print(*items)", "starred (*) unpacking is not allowed"),
+    ("print(**options)", "print() takes positional arguments and sep= only, not **"),
+    ("exec('import os')", "not a call of 'exec'"),
+    ("for i in x: y = i", "not a For statement"),
+    ("def f(): pass", "not a FunctionDef statement"),
+    ("x", "not a bare expression"),
+    ("x +=", "line 1: invalid syntax"),
+])
+def test_script_refused_forms(script, message):
+    with pytest.raises(ExpressionError) as refused:
+        expressions.check_script(script)
+    assert message in str(refused.value)
+    with pytest.raises(ExpressionError):
+        expressions.run_script(script, {"u": 1, "x": [1], "items": [1], "options": {}, "d": {"k": 1}})
+
+
+def test_augmented_assignment_uses_the_bounded_operators():
+    with pytest.raises(ExpressionError, match="longer than"):
+        expressions.run_script("s *= 10 ** 8", {"s": "x"})
+    with pytest.raises(ExpressionError, match="%-formatting of strings is not allowed"):
+        expressions.run_script("s %= 1", {"s": "%s"})
+    with pytest.raises(ExpressionError, match="name 'missing' is not defined"):
+        expressions.run_script("missing += 1", {})
+
+
+def test_script_limits():
+    with pytest.raises(ExpressionError, match="more than 200 statements"):
+        expressions.check_script("\n".join("x = 1" for _ in range(201)))
+    with pytest.raises(ExpressionError, match="longer than 50000 characters"):
+        expressions.check_script("x = '" + "a" * 50_000 + "'")
