@@ -18,7 +18,7 @@ class IncidentSchema(Schema):
     process_key = fields.String(allow_none=True)
     element_id = fields.String(allow_none=True)
     element_name = fields.String(allow_none=True)
-    job_kind = fields.String(metadata={"description": "timer | escalation | timer_start | ..."})
+    job_kind = fields.String(metadata={"description": "timer | escalation | timer_start | delivery | ..."})
     job_id = fields.String()
     message = fields.String()
     retries = fields.Integer()

@@ -19,12 +19,18 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from bpm import engine
-from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, User
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, User
 from bpm.adapters.orm_timers import TaskDeadline
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
-from bpm.domain.errors import ConcurrencyConflict, DeploymentRejected
+from bpm.domain.errors import (
+    ConcurrencyConflict,
+    DeploymentRejected,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+)
 from bpm.domain.model import Actor
 from bpm.services import definitions, incidents
 from bpm.services.handlers import handles
@@ -164,6 +170,106 @@ def _deadlines(policy: dict[str, str], due: datetime) -> list[tuple[str, datetim
         after = policy.get(TIMEOUT_AFTER) or "PT0S"
         planned.append(("timeout", due + engine.parse_duration(after, due), None))
     return planned
+
+
+# --- a due date that changes: the deadlines follow it ---
+
+
+def change_due_date(uow: UnitOfWork, task: Task, due_at: datetime | None, actor: str | None, reason: str,
+                    comment: str | None = None) -> None:
+    """Move the task's due date and re-plan its escalation in the caller's transaction: the waiting steps are
+    deleted and the task's policy is planned again from the new date (none when the date is removed).
+
+    A step planned again for a time already past runs on the next scheduler pass, unless the old due date
+    already ran that step: a reminder that was sent is not sent again for a date moved into the past.
+    Reassignments, delegations, transfers and substitutes do not move the due date: the planned steps address
+    whoever works the task when they run."""
+    now = uow.clock.now()
+    before = utc(task.due_at) if task.due_at else None
+    task.due_at = utc(due_at) if due_at else None
+    uow.session.execute(update(TaskCandidate).where(TaskCandidate.task_id == task.id)
+                        .values(due_at=task.due_at).execution_options(synchronize_session=False))
+    rows = list(uow.session.scalars(select(TaskDeadline).where(TaskDeadline.task_id == task.id)))
+    ran = {row.kind for row in rows if row.fired_count}
+    for row in rows:
+        if row.status == "waiting":
+            incidents.resolve_job(uow, "escalation", str(row.id), "re-planned: the due date changed", actor)
+            uow.session.delete(row)
+    policy = _policy_of(uow, task)
+    planned = []
+    if task.due_at is not None and policy:
+        for kind, step_due, repeat in _deadlines(policy, task.due_at):
+            if step_due <= now and kind in ran:
+                continue
+            uow.session.add(TaskDeadline(task_id=task.id, instance_id=task.instance_id, kind=kind, due_at=step_due,
+                                         status="waiting", repeat=repeat, fired_count=0, policy=policy,
+                                         created_at=now))
+            planned.append({"kind": kind, "due_at": step_due.isoformat()})
+    record(uow, task.instance_id, "task.due_changed", actor, element_id=task.element_id, element_name=task.name,
+           task_id=task.id, data={"from": before.isoformat() if before else None,
+                                  "to": task.due_at.isoformat() if task.due_at else None, "reason": reason,
+                                  "comment": comment, "planned": planned})
+
+
+def _policy_of(uow: UnitOfWork, task: Task) -> dict[str, str]:
+    """The task's bpm.* properties, from its deployed definition."""
+    instance = uow.session.get(ProcessInstance, task.instance_id)
+    definition = uow.session.get(ProcessDefinition, instance.definition_id) if instance else None
+    declared = ((definition.model or {}).get("user_tasks", {}).get(task.element_id, {}) if definition else {})
+    return {k: v for k, v in (declared.get("properties") or {}).items() if k.startswith("bpm.") and v}
+
+
+def set_due_date(task_id: str, actor: Actor, due_at: datetime | None, comment: str | None,
+                 uow: UnitOfWork) -> Task:
+    """PUT /tasks/{id}/due-date: an admin, or the supervisor of the assignee, sets or removes an open task's
+    due date; the escalation steps are planned again from it in the same transaction."""
+    with uow:
+        query = select(Task).where(Task.id == task_id)
+        if uow.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()  # a step running on this task finishes first
+        task = uow.session.scalar(query)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        if not (actor.is_admin or _supervises(uow, actor.username, task.assignee)):
+            raise PermissionDenied("only an admin or the supervisor of the assignee may change a due date")
+        if task.status != "open":
+            raise InvalidTransition(f"the task is {task.status}; only an open task has a due date to change")
+        change_due_date(uow, task, due_at, actor.username, "changed", comment)
+        uow.commit()
+        return task
+
+
+def deadlines_of(task_id: str, uow: UnitOfWork) -> list[TaskDeadline]:
+    with uow:
+        return list(uow.session.scalars(select(TaskDeadline).where(TaskDeadline.task_id == task_id)
+                                        .order_by(TaskDeadline.id)))
+
+
+def _supervises(uow: UnitOfWork, supervisor: str, username: str | None) -> bool:
+    if not username:
+        return False
+    return uow.session.scalar(select(User.supervisor).where(User.username == username)) == supervisor
+
+
+def replan_reopened(uow: UnitOfWork, task: Task, open_task: engine.OpenTask) -> None:
+    """A step sent back runs again: its due date is computed again from now (a duration counts from the
+    reopening) and its escalation is planned again."""
+    from bpm.services.projection import resolve_assignment  # late: the projection dispatches to this module
+
+    instance = uow.session.get(ProcessInstance, task.instance_id)
+    definition = uow.session.get(ProcessDefinition, instance.definition_id) if instance else None
+    if definition is None:
+        return
+    now = uow.clock.now()
+    declared = (definition.model or {}).get("user_tasks", {}).get(task.element_id, {})
+    try:
+        due = resolve_assignment(open_task, declared, now)["due_at"]
+    except Exception:  # noqa: BLE001 - the assignment resolved when the task was created; keep its date then
+        due = task.due_at
+    if due is None:
+        default_due = process_properties(definition).get(DEFAULT_DUE)
+        due = now + engine.parse_duration(default_due, now) if default_due else None
+    change_due_date(uow, task, due, None, "reopened")
 
 
 @handles(events.TaskCompleted)

@@ -87,6 +87,29 @@ def record_failure(uow_factory: Callable[[], UnitOfWork], job: Job, error: BaseE
         return incident
 
 
+def open_in_transaction(uow: UnitOfWork, job: Job, message: str, *, announce: bool = True) -> Incident:
+    """Open (or update) the incident of `job` inside the caller's transaction, for jobs that keep their own
+    retry schedule (outbox deliveries): no automatic retry from here, only POST /incidents/{id}/retry.
+
+    The instance named by the job is not marked: the instance itself is not stuck."""
+    now = uow.clock.now()
+    incident = open_incident(uow, job.kind, job.id)
+    if incident is None:
+        incident = Incident(instance_id=job.instance_id, process_key=job.process_key, job_kind=job.kind,
+                            job_id=job.id, retries=0, created_at=now)
+        uow.session.add(incident)
+    else:
+        incident.retries += 1
+    incident.element_id, incident.element_name = job.element_id, job.element_name
+    incident.message = message[:MAX_MESSAGE]
+    incident.last_failed_at, incident.next_attempt_at = now, None
+    uow.session.flush()
+    if incident.retries == 0 and announce:
+        uow.publish(events.IncidentOpened(incident.id, incident.instance_id, incident.process_key,
+                                          incident.element_id, incident.job_kind, incident.message))
+    return incident
+
+
 def _mark_instance(uow: UnitOfWork, incident: Incident, now) -> None:
     if not incident.instance_id:
         return
@@ -208,3 +231,11 @@ def retry_incident(uow_factory: Callable[[], UnitOfWork], actor: Actor, incident
             incident.resolved_by = actor.username
             uow.commit()
         return incident
+
+
+@retries("delivery")
+def _retry_delivery(uow_factory: Callable[[], UnitOfWork], job_id: str) -> bool:
+    """A message the outbox gave up on goes back to the outbox (bpm.services.outbox.requeue_failed)."""
+    from bpm.services import outbox  # late: outbox opens these incidents
+
+    return outbox.requeue_failed(uow_factory, job_id)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from bpm.adapters.orm import ProcessInstance
 from bpm.adapters.orm_outbox import OutboxMessage
 from bpm.domain.errors import InvalidTransition, NotFound
 
@@ -198,8 +199,11 @@ def _send(uow, row: OutboxMessage, channels: Mapping[str, Callable]) -> str:
         channel(Delivery(row.id, row.kind, dict(row.payload or {})), uow)
     except Exception as error:  # noqa: BLE001 - any channel failure is recorded on the row and retried
         return _record_failure(uow, row, error)
+    failed_before = row.last_error is not None
     row.status, row.delivered_at, row.last_error = "delivered", uow.clock.now(), None
     row.attempts += 1
+    if failed_before:  # a message that failed for good and was retried: its incident is over
+        _resolve_incident(uow, row)
     return "delivered"
 
 
@@ -210,9 +214,71 @@ def _record_failure(uow, row: OutboxMessage, error: Exception) -> str:
         row.status, row.next_attempt_at = "failed", None
         log.warning("outbox %s (%s) failed for good after %d attempts: %s", row.id, row.kind, row.attempts,
                     error)
+        _open_incident(uow, row)
         return "failed"
     row.status, row.next_attempt_at = "pending", uow.clock.now() + backoff(row.attempts)
     return "retry"
+
+
+# --- incidents: a message that failed for good -----------------------------------------------------------
+
+INCIDENT_KIND = "delivery"
+
+
+def _open_incident(uow, row: OutboxMessage) -> None:
+    """In the transaction that records the last failed attempt: an incident (GET /incidents) whose retry puts
+    the message back in the outbox. A failed message about an incident opens one without announcing it, so a
+    dead receiver of incident events cannot feed itself."""
+    from bpm.services import incidents  # late: incidents imports the projection
+
+    payload = dict(row.payload or {})
+    facts = payload.get("facts") or (payload.get("body") or {}).get("data") or {}
+    body = payload.get("body") or {}
+    instance_id = facts.get("instance_id") or body.get("instance_id")
+    if instance_id and uow.session.get(ProcessInstance, str(instance_id)) is None:
+        instance_id = None  # a message about something else than a stored instance
+    job = incidents.Job(INCIDENT_KIND, str(row.id), instance_id=instance_id,
+                        process_key=facts.get("process_key") or body.get("process_key") or None,
+                        element_id=facts.get("element_id") or None,
+                        element_name=f"{row.kind} delivery to {_target(row.kind, payload)}"[:255])
+    message = f"{row.kind} delivery {row.id} failed after {row.attempts} attempt(s): {row.last_error}"
+    about_incident = str(payload.get("event") or body.get("event") or "").startswith("incident.")
+    incidents.open_in_transaction(uow, job, message, announce=not about_incident)
+
+
+def _target(kind: str, payload: dict) -> str:
+    if kind == "email":
+        return str(payload.get("to") or payload.get("username") or "?")
+    if kind == "inapp":
+        return str(payload.get("username") or "?")
+    url = str(payload.get("url") or "")
+    return url.split("?", 1)[0] if url else f"the configured {kind} endpoint"
+
+
+def _resolve_incident(uow, row: OutboxMessage) -> None:
+    from bpm.services import incidents
+
+    incidents.resolve_job(uow, INCIDENT_KIND, str(row.id), "delivered after a retry")
+
+
+def requeue_failed(uow_factory: Callable, job_id: str) -> bool:
+    """POST /incidents/{id}/retry of a delivery incident: the message goes back to the outbox with a fresh set
+    of attempts, and the incident stays open until it is delivered (resolved then) or fails for good again
+    (updated). True when there is nothing left to deliver."""
+    from bpm.services import incidents
+
+    uow = uow_factory()
+    with uow:
+        row = uow.session.get(OutboxMessage, int(job_id))
+        if row is None or row.status == "delivered":
+            return True
+        if row.status == "failed":
+            row.status, row.attempts, row.next_attempt_at, row.published_at = "pending", 0, None, None
+        incident = incidents.open_incident(uow, INCIDENT_KIND, job_id)
+        if incident is not None:
+            incident.next_attempt_at = uow.clock.now()  # queued: the relay publishes it on its next tick
+        uow.commit()
+    return False
 
 
 def backoff(attempts: int) -> timedelta:

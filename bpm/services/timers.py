@@ -1,21 +1,23 @@
 """The scheduler side of timers: fire due timer rows, and start instances from timer start events.
 
 Timer rows are written by the projection (bpm.services.projection) in the transaction that makes an instance
-wait. Here a poll finds the due rows through ix_timers_due, and each timer fires in a transaction of its own:
-the row is claimed with FOR UPDATE SKIP LOCKED and the instance row locked the same way (PostgreSQL; SQLite
-serializes writers with BEGIN IMMEDIATE), so any number of schedulers can run side by side and a timer fires
-once in effect. A failure rolls the step back, opens an incident and backs the timer off.
+wait. A scheduler pass fires the due rows one transaction each: the transaction claims the oldest due row with
+FOR UPDATE SKIP LOCKED through ix_timers_due and locks its instance row the same way (PostgreSQL; SQLite
+serializes writers with BEGIN IMMEDIATE), so any number of schedulers can run side by side, each taking other
+timers, and a timer fires once in effect. A failure rolls the step back, opens an incident and backs the
+timer off.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, sessionmaker
 
 from bpm import engine, expressions
 from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Timer
@@ -41,12 +43,27 @@ UowFactory = Callable[[], UnitOfWork]
 def fire_due_timers(uow_factory: UowFactory, limit: int = 500) -> int:
     """One scheduler pass: fire up to `limit` due timers, oldest first, each in its own transaction.
 
+    There is no separate poll: each transaction claims the oldest due timer nobody holds (one `FOR UPDATE SKIP
+    LOCKED ... LIMIT 1` query on ix_timers_due), fires it and commits, until nothing is due. Schedulers running
+    side by side therefore take different timers instead of walking the same list. The pass keeps one
+    database connection (no pool checkout, ping and reset per timer).
+
     Returns how many timer occurrences fired (a cycle that was behind counts each occurrence it caught up).
     Safe to call from several processes or threads at once.
     """
     fired = 0
-    for timer_id in due_timer_ids(uow_factory, limit):
-        fired += fire_timer(uow_factory, timer_id)[1]
+    passed_over: set[int] = set()  # claimed but not fired this pass (a race): the next pass tries again
+    with _one_connection(uow_factory) as (pinned, connection):
+        statement = _claim_next_statement()
+        for _ in range(limit):
+            outcome, occurrences, timer_id = _fire_next(pinned, uow_factory, statement, passed_over)
+            if timer_id is None:
+                break  # nothing (else) is due
+            fired += occurrences
+            if outcome != FIRED:
+                passed_over.add(timer_id)
+            if connection is not None and connection.invalidated:
+                break  # the database went away: the next pass starts on a fresh connection
     return fired
 
 
@@ -61,6 +78,67 @@ def due_timer_ids(uow_factory: UowFactory, limit: int) -> list[int]:
     uow = uow_factory()
     with uow:
         return list(uow.session.scalars(due_timer_query(uow.clock.now(), limit)))
+
+
+def _claim_statement(where):
+    """Timer, its instance and its definition (without its large texts: the parsed spec is cached per version)
+    in one statement that locks the timer and the instance; rows another scheduler holds are skipped."""
+    return (select(Timer, ProcessInstance, ProcessDefinition)
+            .join(ProcessInstance, ProcessInstance.id == Timer.instance_id)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .options(defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json))
+            .where(Timer.status == "waiting", Timer.due_at <= bindparam("now", type_=Timer.due_at.type), *where)
+            .with_for_update(skip_locked=True, of=[Timer, ProcessInstance]))
+
+
+def _claim_next_statement():
+    """The oldest due timer that is not backing off, not passed over in this pass and not held by another
+    scheduler. Built once per pass; the values travel as parameters."""
+    now = bindparam("now", type_=Timer.due_at.type)
+    return (_claim_statement([incidents.not_held_back("timer", Timer.id, now),
+                              Timer.id.not_in(bindparam("passed_over", expanding=True))])
+            .order_by(Timer.due_at).limit(1))
+
+
+@contextmanager
+def _one_connection(uow_factory: UowFactory):
+    """A factory of units of work whose sessions all use one connection (each still its own transaction)."""
+    probe = uow_factory()
+    maker = getattr(probe, "session_factory", None)
+    bind = getattr(maker, "kw", {}).get("bind") if maker is not None else None
+    if not isinstance(bind, Engine):
+        yield uow_factory, None
+        return
+    with bind.connect() as connection:
+        sessions = sessionmaker(bind=connection, expire_on_commit=False, autoflush=False)
+        yield (lambda: UnitOfWork(sessions, probe.clock, probe.settings)), connection
+
+
+def _fire_next(pinned: UowFactory, uow_factory: UowFactory, statement,
+               passed_over: set[int]) -> tuple[str, int, int | None]:
+    """Claim and fire the next due timer in a transaction of its own: (outcome, occurrences, timer id or None
+    when nothing was due)."""
+    job = incidents.Job("timer", "")
+    uow = pinned()
+    try:
+        with uow:
+            params = {"now": uow.clock.now(), "passed_over": sorted(passed_over)}
+            claimed = uow.session.execute(statement, params).first()
+            if claimed is None:
+                return SKIPPED, 0, None
+            occurrences = _fire_claimed(uow, claimed, job)
+            if occurrences or uow.session.dirty or uow.session.deleted:
+                uow.commit()
+            return (FIRED if occurrences else SKIPPED), occurrences, int(job.id)
+    except (ConcurrencyConflict, OperationalError) as error:
+        log.info("timer %s not fired this pass: %s", job.id or "?", str(error).split("\n")[0])
+        return SKIPPED, 0, (int(job.id) if job.id else None)
+    except Exception as error:  # noqa: BLE001 - any failure of the step becomes an incident, never a lost timer
+        if not job.id:
+            raise
+        log.warning("timer %s failed: %s", job.id, error)
+        incidents.record_failure(uow_factory, job, error)
+        return FAILED, 0, int(job.id)
 
 
 def fire_timer(uow_factory: UowFactory, timer_id: int) -> tuple[str, int]:
@@ -86,20 +164,17 @@ def fire_timer(uow_factory: UowFactory, timer_id: int) -> tuple[str, int]:
 
 
 def _fire_in_transaction(uow: UnitOfWork, timer_id: int, job: incidents.Job) -> int:
-    now = uow.clock.now()
-    # One statement claims the timer and locks its instance; a row another scheduler holds is skipped (that
-    # scheduler fires every due timer of the instance), so schedulers never wait on each other.
-    # The definition comes along without its large texts (the parsed spec is cached per version).
-    claimed = uow.session.execute(
-        select(Timer, ProcessInstance, ProcessDefinition)
-        .join(ProcessInstance, ProcessInstance.id == Timer.instance_id)
-        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-        .options(defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json))
-        .where(Timer.id == timer_id, Timer.status == "waiting", Timer.due_at <= now)
-        .with_for_update(skip_locked=True, of=[Timer, ProcessInstance])).first()
+    claimed = uow.session.execute(_claim_statement([Timer.id == timer_id]), {"now": uow.clock.now()}).first()
     if claimed is None:
         return 0
+    return _fire_claimed(uow, claimed, job)
+
+
+def _fire_claimed(uow: UnitOfWork, claimed, job: incidents.Job) -> int:
+    """Fire a claimed timer in the caller's transaction; returns the occurrences fired (0: nothing to fire)."""
+    now = uow.clock.now()
     timer, instance, definition = claimed
+    job.id = str(timer.id)
     job.instance_id, job.process_key, job.element_id = instance.id, instance.process_key, timer.element_id
     job.element_name = _element_name(definition, timer.element_id)
     if instance.status != "running":

@@ -276,3 +276,121 @@ def test_a_consumer_faster_than_the_relays_commit_waits_for_it_and_delivers(cont
     consumers[0].join(timeout=30)
     assert outcomes == ["delivered"]
     assert [row.status for row in outbox_rows(context)] == ["delivered"]
+
+
+def fail_for_good(context, webhook) -> OutboxMessage:
+    """Make the webhook message of the started expense fail its two attempts (delivery_max_attempts=2)."""
+    webhook.fail_next = 10
+    assert sorted(relay_and_deliver(context)) == ["delivered", "retry"]
+    context.clock.advance(outbox.backoff(1))
+    assert relay_and_deliver(context) == ["failed"]
+    [failing] = [row for row in outbox_rows(context) if row.kind == "webhook"]
+    assert failing.status == "failed"
+    return failing
+
+
+def test_a_delivery_that_fails_for_good_opens_an_incident_whose_retry_delivers_it_once(client, context, lily,
+                                                                                       webhook):
+    instance = start_expense(client, lily)
+    [failing] = [row for row in outbox_rows(context) if row.kind == "webhook"]
+    webhook.fail_next = 10
+    assert sorted(relay_and_deliver(context)) == ["delivered", "retry"]
+    # retrying on its own: not an incident yet
+    assert client.get("/api/v1/incidents", headers=lily["admin"]).json == []
+    context.clock.advance(outbox.backoff(1))
+    assert relay_and_deliver(context) == ["failed"]
+
+    failed = client.get("/api/v1/deliveries", headers=lily["admin"], query_string={"status": "failed"}).json
+    assert [d["id"] for d in failed] == [failing.id]
+    [incident] = client.get("/api/v1/incidents", headers=lily["admin"]).json
+    assert incident["job_kind"] == "delivery" and incident["job_id"] == str(failing.id)
+    assert incident["instance_id"] == instance["id"] and incident["process_key"] == "expense_approval"
+    assert "failed after 2 attempt(s)" in incident["message"] and "HTTP 500" in incident["message"]
+    assert incident["element_name"] == "webhook delivery to the configured webhook endpoint"
+    assert incident["next_attempt_at"] is None  # nothing retries it by itself
+    marker = client.get(f"/api/v1/process-instances/{instance['id']}", headers=lily["admin"]).json
+    assert marker.get("incident") is None  # the instance is not stuck
+    assert client.get("/api/v1/incidents", headers=lily["alice"]).status_code == 403
+    context.clock.advance(timedelta(days=1))
+    assert relay_and_deliver(context) == []
+
+    webhook.fail_next = 0  # the cause is fixed
+    retried = client.post(f"/api/v1/incidents/{incident['id']}/retry", headers=lily["admin"])
+    assert retried.status_code == 200, retried.json
+    assert retried.json["status"] == "open" and retried.json["next_attempt_at"] is not None  # queued
+    [row] = [row for row in outbox_rows(context) if row.id == failing.id]
+    assert row.status == "pending" and row.attempts == 0
+    assert relay_and_deliver(context) == ["delivered"]
+    assert relay_and_deliver(context) == []
+    assert webhook.bad_signatures == 0 and list(webhook.deliveries.values()) == [1]
+
+    done = client.get(f"/api/v1/incidents/{incident['id']}", headers=lily["admin"]).json
+    assert done["status"] == "resolved" and done["resolution"] == "delivered after a retry"
+    again = client.post(f"/api/v1/incidents/{incident['id']}/retry", headers=lily["admin"])
+    assert again.status_code == 200 and again.json["status"] == "resolved"
+    assert relay_and_deliver(context) == []
+    assert list(webhook.deliveries.values()) == [1]
+
+
+def test_a_retried_delivery_that_fails_again_updates_its_incident(client, context, lily, webhook):
+    start_expense(client, lily)
+    failing = fail_for_good(context, webhook)
+    [incident] = client.get("/api/v1/incidents", headers=lily["admin"]).json
+    retried = client.post(f"/api/v1/incidents/{incident['id']}/retry", headers=lily["admin"])
+    assert retried.status_code == 200
+    assert relay_and_deliver(context) == ["retry"]  # still broken: a fresh set of attempts, then failed again
+    context.clock.advance(outbox.backoff(1))
+    assert relay_and_deliver(context) == ["failed"]
+    [updated] = client.get("/api/v1/incidents", headers=lily["admin"]).json
+    assert updated["id"] == incident["id"] and updated["retries"] == 1 and updated["next_attempt_at"] is None
+    # the failed-delivery retry endpoint also resolves the incident once the message gets through
+    webhook.fail_next = 0
+    assert client.post(f"/api/v1/deliveries/{failing.id}/retry", headers=lily["admin"]).status_code == 202
+    assert relay_and_deliver(context) == ["delivered"]
+    assert client.get("/api/v1/incidents", headers=lily["admin"]).json == []
+    assert list(webhook.deliveries.values()) == [1]
+
+
+def test_an_email_that_fails_for_good_is_an_incident_and_is_sent_once_after_the_retry(client, context, lily,
+                                                                                     smtp):
+    start_expense(client, lily)
+
+    async def refuse(*_args):
+        return "451 4.3.0 mail system unavailable"
+
+    smtp.handle_DATA = refuse  # the mail server refuses every message
+    assert sorted(relay_and_deliver(context)) == ["delivered", "retry"]
+    context.clock.advance(outbox.backoff(1))
+    assert relay_and_deliver(context) == ["failed"]
+    [incident] = client.get("/api/v1/incidents", headers=lily["admin"]).json
+    assert incident["element_name"] == "email delivery to lily@example.com"
+    assert "451" in incident["message"]
+    del smtp.handle_DATA  # fixed
+    assert client.post(f"/api/v1/incidents/{incident['id']}/retry", headers=lily["admin"]).status_code == 200
+    assert relay_and_deliver(context) == ["delivered"]
+    assert [m["To"] for m in smtp.messages] == ["lily@example.com"]
+    assert client.get("/api/v1/incidents", headers=lily["admin"]).json == []
+
+
+def test_a_failed_message_about_an_incident_does_not_announce_another_incident(context, webhook):
+    published: list = []
+    with context.uow() as uow:
+        outbox.enqueue(uow, "webhook", {"url": webhook.url, "secret": SECRET, "event": "incident.created",
+                                        "body": {"event": "incident.created", "data": {}}})
+        uow.commit()
+    webhook.fail_next = 10
+    assert relay_and_deliver(context) == ["retry"]
+    context.clock.advance(outbox.backoff(1))
+    from bpm.services import handlers
+
+    handlers.HANDLERS[events.IncidentOpened].append(lambda event, _uow: published.append(event))
+    try:
+        assert relay_and_deliver(context) == ["failed"]
+    finally:
+        handlers.HANDLERS[events.IncidentOpened].pop()
+    assert published == []
+    from bpm.adapters.orm_timers import Incident
+
+    with context.uow() as uow:
+        [incident] = uow.session.scalars(select(Incident))
+    assert incident.job_kind == "delivery" and incident.instance_id is None

@@ -131,6 +131,25 @@ def test_default_due_from_the_process_and_reassign_to_a_group_at_due(client, use
     assert any(isinstance(e, events.TaskEscalated) and e.kind == "reassigned" for e in published)
 
 
+def test_a_default_due_date_reaches_the_inbox_index(client, users, context):
+    """The inbox sorts and filters claimable tasks on task_candidates.due_at: the process default must land there."""
+    from bpm.adapters.orm import TaskCandidate
+
+    deploy_fixture(client, users, "escalation_reassign")  # bpm.defaultDue P1D, candidate users alice and bob
+    instance_id = start(client, users, "escalation_reassign")
+    task = task_row(context, instance_id)
+    with context.uow() as uow:
+        mirrored = {utc(row.due_at) for row in uow.session.scalars(
+            select(TaskCandidate).where(TaskCandidate.task_id == task.id))}
+    assert mirrored == {START + DAY}
+    due_soon = client.get("/api/v1/tasks", headers=users["bob"],
+                          query_string={"due_before": (START + DAY + SECOND).isoformat()}).json["items"]
+    assert [t["id"] for t in due_soon] == [task.id]
+    later = client.get("/api/v1/tasks", headers=users["bob"],
+                       query_string={"due_before": (START + DAY - SECOND).isoformat()}).json["items"]
+    assert later == []
+
+
 def test_timeout_auto_rejects_through_the_normal_completion(client, users, context, published):
     deploy_fixture(client, users, "escalation_timeout")  # due P2D, reject PT12H after due
     instance_id = start(client, users, "escalation_timeout")
@@ -187,3 +206,182 @@ def test_deploy_rejects_a_broken_policy_naming_the_task(client, users, name, val
     response = deploy(client, users["dora"], broken.encode())
     assert response.status_code == 422, response.json
     assert "approve" in response.json["detail"] and message in response.json["detail"]
+
+
+# --- a due date that changes: the escalation steps are planned again from it ---
+
+
+def waiting_steps(context, instance_id: str) -> list[tuple[str, object]]:
+    with context.uow() as uow:
+        rows = uow.session.scalars(select(TaskDeadline).where(TaskDeadline.instance_id == instance_id,
+                                                              TaskDeadline.status == "waiting")
+                                   .order_by(TaskDeadline.due_at, TaskDeadline.kind))
+        return [(d.kind, utc(d.due_at)) for d in rows]
+
+
+def set_due(client, users, who: str, task_id: str, due_at):
+    return client.put(f"/api/v1/tasks/{task_id}/due-date", headers=users[who],
+                      json={"due_at": due_at.isoformat() if due_at else None, "comment": "customer asked"})
+
+
+def test_a_later_due_date_replans_the_reminder_and_the_overdue_notice(client, users, context, published):
+    deploy_fixture(client, users, "escalation_notify")  # due PT4H, remind PT1H before, overdue every PT2H
+    instance_id = start(client, users, "escalation_notify")
+    task = task_row(context, instance_id)
+    move_to(context, HOUR)
+    moved = set_due(client, users, "admin", task.id, START + 8 * HOUR)
+    assert moved.status_code == 200, moved.json
+    assert moved.json["due_at"] == (START + 8 * HOUR).isoformat()
+    assert [(d["kind"], d["status"]) for d in moved.json["deadlines"]] == [("remind", "waiting"),
+                                                                            ("overdue", "waiting")]
+    assert waiting_steps(context, instance_id) == [("remind", START + 7 * HOUR), ("overdue", START + 8 * HOUR)]
+    assert len(deadlines(context, instance_id)) == 2  # the old steps are gone, not kept beside the new ones
+    [changed] = history(context, instance_id, "task.due_changed")
+    assert changed.actor == "admin" and changed.data["from"] == (START + 4 * HOUR).isoformat()
+    assert changed.data["to"] == (START + 8 * HOUR).isoformat() and changed.data["comment"] == "customer asked"
+    inbox = client.get("/api/v1/tasks", headers=users["alice"]).json["items"]
+    assert [utc_text(t["due_at"]) for t in inbox] == [START + 8 * HOUR]
+
+    move_to(context, 4 * HOUR)  # the old reminder (3 h) and the old overdue (4 h) times pass quietly
+    assert escalate(context) == 0
+    move_to(context, 7 * HOUR - SECOND)
+    assert escalate(context) == 0
+    move_to(context, 7 * HOUR)
+    assert escalate(context) == 1
+    assert [type(e).__name__ for e in published] == ["TaskReminder"]
+    move_to(context, 8 * HOUR - SECOND)
+    assert escalate(context) == 0
+    move_to(context, 8 * HOUR)
+    assert escalate(context) == 1
+    move_to(context, 10 * HOUR - SECOND)
+    assert escalate(context) == 0
+    move_to(context, 10 * HOUR)
+    assert escalate(context) == 1  # the repetition is on the new grid
+    assert [type(e).__name__ for e in published] == ["TaskReminder", "TaskOverdue", "TaskOverdue"]
+
+
+def utc_text(value: str):
+    from datetime import datetime
+
+    return utc(datetime.fromisoformat(value))
+
+
+def test_an_earlier_due_date_brings_the_steps_forward_and_a_sent_reminder_is_not_repeated(client, users,
+                                                                                          context):
+    set_supervisor(context, "alice", "bob")
+    deploy_fixture(client, users, "escalation_notify")
+    instance_id = start(client, users, "escalation_notify")
+    task = task_row(context, instance_id)
+    move_to(context, 3 * HOUR)
+    assert escalate(context) == 1  # the reminder for the 4 h due date
+    move_to(context, 3 * HOUR + 30 * 60 * SECOND)
+    # the supervisor moves the date to 3h45: its reminder time (2h45) is past and was already sent
+    assert set_due(client, users, "bob", task.id, START + 3 * HOUR + 45 * 60 * SECOND).status_code == 200
+    assert waiting_steps(context, instance_id) == [("overdue", START + 3 * HOUR + 45 * 60 * SECOND)]
+    assert escalate(context) == 0
+    move_to(context, 3 * HOUR + 45 * 60 * SECOND - SECOND)
+    assert escalate(context) == 0
+    move_to(context, 3 * HOUR + 45 * 60 * SECOND)
+    assert escalate(context) == 1
+    assert len(history(context, instance_id, "task.reminded")) == 1
+    assert len(history(context, instance_id, "task.overdue")) == 1
+    move_to(context, 4 * HOUR)  # the old overdue time: nothing more
+    assert escalate(context) == 0
+
+
+def test_a_due_date_moved_into_the_past_runs_the_steps_that_never_ran_at_once(client, users, context):
+    deploy_fixture(client, users, "escalation_timeout")  # due P2D, reject PT12H after due
+    instance_id = start(client, users, "escalation_timeout")
+    task = task_row(context, instance_id)
+    move_to(context, DAY)
+    assert set_due(client, users, "admin", task.id, START + 6 * HOUR).status_code == 200
+    assert waiting_steps(context, instance_id) == [("timeout", START + 18 * HOUR)]
+    assert escalate(context) == 1
+    assert instance(context, instance_id).status == "completed"
+
+
+def test_removing_the_due_date_removes_the_steps(client, users, context):
+    deploy_fixture(client, users, "escalation_notify")
+    instance_id = start(client, users, "escalation_notify")
+    task = task_row(context, instance_id)
+    removed = set_due(client, users, "admin", task.id, None)
+    assert removed.status_code == 200 and removed.json["due_at"] is None and removed.json["deadlines"] == []
+    move_to(context, 30 * DAY)
+    assert escalate(context) == 0
+    assert task_row(context, instance_id).due_at is None
+
+
+def test_only_an_admin_or_the_assignees_supervisor_changes_a_due_date(client, users, context):
+    set_supervisor(context, "alice", "bob")
+    deploy_fixture(client, users, "escalation_notify")
+    instance_id = start(client, users, "escalation_notify")
+    task = task_row(context, instance_id)
+    for who in ("alice", "carol", "ivan"):
+        assert set_due(client, users, who, task.id, START + DAY).status_code == 403
+    assert waiting_steps(context, instance_id) == [("remind", START + 3 * HOUR), ("overdue", START + 4 * HOUR)]
+    assert set_due(client, users, "bob", task.id, START + DAY).status_code == 200
+    assert set_due(client, users, "admin", "no-such-task", START + DAY).status_code == 404
+    done = client.post(f"/api/v1/tasks/{task.id}/complete", headers=users["alice"], json={"variables": {}})
+    assert done.status_code == 200
+    assert set_due(client, users, "admin", task.id, START + DAY).status_code == 409
+
+
+def test_a_reassigned_task_keeps_its_due_date_and_reminds_the_new_assignee(client, users, context, published):
+    deploy_fixture(client, users, "escalation_notify")
+    instance_id = start(client, users, "escalation_notify")
+    task = task_row(context, instance_id)
+    moved = client.post(f"/api/v1/tasks/{task.id}/assign", headers=users["admin"], json={"assignee": "carol"})
+    assert moved.status_code == 200, moved.json
+    assert waiting_steps(context, instance_id) == [("remind", START + 3 * HOUR), ("overdue", START + 4 * HOUR)]
+    move_to(context, 3 * HOUR)
+    assert escalate(context) == 1
+    assert published[-1].notify_users == ("carol",)
+
+
+SENT_BACK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">
+  <bpmn:process id="draft_and_check" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="draft" name="Draft" camunda:assignee="alice" camunda:dueDate="PT4H">
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="bpm.remindBefore" value="PT1H" />
+      </camunda:properties></bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="check" name="Check" camunda:assignee="bob">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing></bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="draft" />
+    <bpmn:sequenceFlow id="f2" sourceRef="draft" targetRef="check" />
+    <bpmn:sequenceFlow id="f3" sourceRef="check" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_step_sent_back_gets_a_new_due_date_and_its_reminder_again(client, users, context, published):
+    assert deploy(client, users["dora"], SENT_BACK.encode()).status_code == 201
+    instance_id = start(client, users, "draft_and_check")
+    draft = task_row(context, instance_id)
+    move_to(context, HOUR)
+    assert client.post(f"/api/v1/tasks/{draft.id}/complete", headers=users["alice"],
+                       json={"variables": {}}).status_code == 200
+    assert waiting_steps(context, instance_id) == []
+    [check] = client.get("/api/v1/tasks", headers=users["bob"]).json["items"]
+    move_to(context, 2 * HOUR)
+    sent = client.post(f"/api/v1/tasks/{check['id']}/send-back", headers=users["bob"], json={"comment": "again"})
+    assert sent.status_code == 200, sent.json
+    assert open_tasks(context, instance_id) == ["draft"]
+    with context.uow() as uow:
+        reopened = uow.session.get(Task, draft.id)
+    assert utc(reopened.due_at) == START + 6 * HOUR  # PT4H from the reopening
+    assert waiting_steps(context, instance_id) == [("remind", START + 5 * HOUR)]
+    move_to(context, 3 * HOUR)  # the first round's reminder time
+    assert escalate(context) == 0
+    move_to(context, 5 * HOUR - SECOND)
+    assert escalate(context) == 0
+    move_to(context, 5 * HOUR)
+    assert escalate(context) == 1
+    assert [type(e).__name__ for e in published] == ["TaskReminder"]
+    [changed] = history(context, instance_id, "task.due_changed")
+    assert changed.data["reason"] == "reopened"
