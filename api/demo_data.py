@@ -1,4 +1,5 @@
-"""Demo data for the shipped processes: staff in the groups the BPMN names, customers, leads, a quote, a ticket.
+"""Demo data for the shipped processes: staff in the groups the BPMN names, customers, leads, a quote, a ticket,
+and a customer nobody talked to for weeks (the dormant-customer check raises its owner's task at once).
 
 Run by `bpm seed-demo` / `bpm serve --seed-demo` after the core demo users; safe to run again (everything is
 looked up by name first). Demo tokens follow the core pattern `demo-<username>`.
@@ -7,6 +8,7 @@ looked up by name first). Demo tokens follow the core pattern `demo-<username>`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -37,6 +39,9 @@ CUSTOMERS = [
     {"name": "Beijing Northwind Trading", "industry": "retail", "region": "north", "tier": "standard",
      "owner": "alice"},
     {"name": "深圳南海物流", "industry": "logistics", "region": "south", "tier": "silver", "owner": "alice"},
+    # no interaction for 45 days: dormant (the seed runs the daily check once, so its task shows at once)
+    {"name": "重庆山城机电", "industry": "manufacturing", "region": "west", "tier": "standard", "owner": "alice",
+     "quiet_days": 45},
 ]
 
 LEADS = [
@@ -64,7 +69,9 @@ def seed_records(context, announce: Callable[[str], None]) -> None:
         _demo_quote_and_ticket(context, created[0])
     for fields in LEADS:
         _ensure_lead(context, fields)
-    announce(f"demo records: {len(CUSTOMERS)} customers, {len(LEADS)} leads, a quote in approval, a complaint")
+    dormant = records.raise_dormant_customer_tasks(context.uow)
+    announce(f"demo records: {len(CUSTOMERS)} customers, {len(LEADS)} leads, a quote in approval, a complaint, "
+             f"{dormant} dormant-customer task(s) raised")
 
 
 def _ensure_customer(context, fields: dict) -> int | None:
@@ -72,6 +79,10 @@ def _ensure_customer(context, fields: dict) -> int | None:
     with context.uow() as uow:
         if uow.session.scalar(select(Customer.id).where(Customer.name == fields["name"])) is not None:
             return None
+    fields = dict(fields)
+    quiet_days = fields.pop("quiet_days", None)
+    if quiet_days:
+        fields["last_interaction_at"] = context.clock.now() - timedelta(days=quiet_days)
     return records.create_customer(fields, records.SYSTEM, context.uow()).id
 
 

@@ -32,6 +32,8 @@ class Settings:
     wecom_webhook: str = ""
     public_url: str = "http://127.0.0.1:8000"
     delivery_max_attempts: int = 6
+    # daily jobs: the time of day (HH:MM, UTC) at which the dormant-customer check runs
+    dormant_check_at: str = "01:00"
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             wecom_webhook=env.get("BPM_WECOM_WEBHOOK", ""),
             public_url=env.get("BPM_PUBLIC_URL", "http://127.0.0.1:8000"),
             delivery_max_attempts=int(env.get("BPM_DELIVERY_MAX_ATTEMPTS", "6")),
+            dormant_check_at=env.get("BPM_DORMANT_CHECK_AT", "01:00"),
         )
 
     def with_overrides(self, **changes) -> Settings:

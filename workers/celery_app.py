@@ -12,9 +12,11 @@ import sys
 from datetime import timedelta
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 from bpm.config import Settings
+from bpm.services.records import time_of_day
 
 DELIVERY_QUEUE = "bpm.deliveries"
 SCHEDULING_QUEUE = "bpm.scheduling"
@@ -27,6 +29,7 @@ ROUTES = {
     "bpm.fire_due_timers": {"queue": SCHEDULING_QUEUE},
     "bpm.run_due_escalations": {"queue": SCHEDULING_QUEUE},
     "bpm.start_scheduled_instances": {"queue": SCHEDULING_QUEUE},
+    "bpm.raise_dormant_customer_tasks": {"queue": SCHEDULING_QUEUE},
 }
 
 # Periodic ticks expire quickly: a tick that waited in the queue longer than that is dropped, not piled up.
@@ -38,6 +41,21 @@ BEAT_SCHEDULE = {
     "start-scheduled-instances": ("bpm.start_scheduled_instances", timedelta(seconds=2)),
     "requeue-stuck-deliveries": ("bpm.requeue_stuck", timedelta(seconds=60)),
 }
+# Daily jobs: beat entry -> (task, the Settings field holding its time of day, HH:MM UTC). A daily run may wait
+# in the queue for hours (the job is idempotent per customer and day), so it expires only after half a day.
+DAILY_SCHEDULE = {
+    "dormant-customer-check": ("bpm.raise_dormant_customer_tasks", "dormant_check_at"),
+}
+DAILY_EXPIRES_SECONDS = 12 * 3600
+
+
+def daily_beat_schedule(settings: Settings) -> dict:
+    entries = {}
+    for name, (task, setting) in DAILY_SCHEDULE.items():
+        at = time_of_day(getattr(settings, setting))
+        entries[name] = {"task": task, "schedule": crontab(hour=at.hour, minute=at.minute),
+                         "options": {"expires": DAILY_EXPIRES_SECONDS}}
+    return entries
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -58,7 +76,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         timezone="UTC",
         beat_schedule={name: {"task": task, "schedule": every, "options": {"expires": TICK_EXPIRES_SECONDS}}
-                       for name, (task, every) in BEAT_SCHEDULE.items()},
+                       for name, (task, every) in BEAT_SCHEDULE.items()} | daily_beat_schedule(settings),
         beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
     )
     return app

@@ -13,8 +13,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 
-from bpm.services import notifications, outbox
+from bpm.clock import utc
+from bpm.services import notifications, outbox, records
 from workers.tasks import optional_service
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,11 @@ SCHEDULED = (
     ("bpm.services.escalation", "run_due_escalations", {"limit": 500}),
     ("bpm.services.timers", "start_scheduled_instances", {"limit": 100}),
 )
+# Daily jobs: name, function, the Settings field holding its time of day (HH:MM, UTC). Each runs on the first
+# tick at or after that time by the server's clock (a manual clock too), once per day; the jobs themselves are
+# idempotent, so a restart or a Celery beat running the same job that day raises nothing twice.
+DAILY = (("dormant_customer_check", records.raise_dormant_customer_tasks, "dormant_check_at"),)
+_daily_last_run: dict[str, date] = {}
 
 _started = threading.Event()
 _start_lock = threading.Lock()
@@ -60,13 +67,24 @@ def scheduler_loop(context, deliveries: queue.Queue, tick_seconds: float) -> Non
 
 
 def run_tick(context, deliveries: queue.Queue) -> None:
-    """One scheduler round: due timers, escalations, scheduled starts, then relay the outbox."""
+    """One scheduler round: due timers, escalations, scheduled starts, daily jobs, then relay the outbox."""
     for module_name, function_name, kwargs in SCHEDULED:
         function = optional_service(module_name, function_name)
         if function is not None:
             _guarded(function_name, function, context.uow, **kwargs)
+    run_daily_jobs(context)
     _guarded("relay_outbox", outbox.relay_outbox, context.uow,
              lambda outbox_id, _kind: deliveries.put(outbox_id))
+
+
+def run_daily_jobs(context) -> None:
+    now = context.clock.now()
+    for name, function, setting in DAILY:
+        at = _guarded(f"{name} schedule", records.time_of_day, getattr(context.settings, setting))
+        if at is None or not records.daily_run_due(now, at, _daily_last_run.get(name)):
+            continue
+        if _guarded(name, function, context.uow) is not None:
+            _daily_last_run[name] = utc(now).date()
 
 
 def delivery_loop(context, deliveries: queue.Queue, channels) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from bpm.services import outbox
+from bpm.services import outbox, records
 from workers import context
 from workers.celery_app import DELIVERY_QUEUE, celery_app
 
@@ -45,6 +45,12 @@ def run_due_escalations() -> int:
 @celery_app.task(name="bpm.start_scheduled_instances")
 def start_scheduled_instances() -> int:
     return call_optional("bpm.services.timers", "start_scheduled_instances", limit=100)
+
+
+@celery_app.task(name="bpm.raise_dormant_customer_tasks")
+def raise_dormant_customer_tasks() -> int:
+    """The daily dormant-customer check (beat entry `dormant-customer-check`, at BPM_DORMANT_CHECK_AT)."""
+    return records.raise_dormant_customer_tasks(context.current().uow)
 
 
 def publish_delivery(outbox_id: int, _kind: str) -> None:

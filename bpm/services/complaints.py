@@ -1,9 +1,11 @@
 """Tickets (complaints): the record, starting the complaint process, and keeping the record's SLA times.
 
 The process (processes/complaint_handling.bpmn) runs under the ticket number as business key; the customer's
-reply is the message `customer_reply` correlated by that number (POST /api/v1/messages). Each step's due and
-done times are copied into the ticket's `sla` so the record shows which SLA was met without reading history.
-A high-priority complaint notifies the service directors at once.
+reply is the message `customer_reply` correlated by that number (POST /api/v1/messages). Without a reply for
+3 days (the boundary timer `no_reply` in the BPMN) the front-line service gets a "chase the customer's reply"
+task: the customer agreed (go ahead and resolve) or the ticket is closed as no reply. Each step's due and done
+times are copied into the ticket's `sla` so the record shows which SLA was met without reading history. A
+high-priority complaint notifies the service directors at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ DIRECTORS = "service-directors"
 STATUS_AFTER = {"register": "registered", "assign": "assigned", "plan": "planned", "tell": "awaiting_customer",
                 "resolve": "resolved", "follow_up": "closed"}
 EDITABLE_FIELDS = ("subject", "description", "priority", "category")
+CHASE_STEP = "chase_reply"
+STATUS_ON_CREATE = {CHASE_STEP: "chasing_customer", "resolve": "resolving"}
 
 
 def get_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket:
@@ -130,6 +134,7 @@ def start_sla_clock(event: events.TaskCreated, uow: UnitOfWork) -> None:
     step = {"created_at": utc(task.created_at).isoformat(),
             "due_at": utc(task.due_at).isoformat() if task.due_at else None}
     ticket.sla = {**ticket.sla, event.element_id: step}
+    ticket.status = STATUS_ON_CREATE.get(event.element_id, ticket.status)
 
 
 @handles(events.TaskCompleted)
@@ -162,12 +167,15 @@ def _apply_step(uow: UnitOfWork, ticket: Ticket, event: events.TaskCompleted, va
         ticket.closed_at = uow.clock.now()
     elif event.element_id == "follow_up" and variables.get("satisfaction_score") is not None:
         ticket.satisfaction_score = int(variables["satisfaction_score"])
-    notes = variables.get("plan") or variables.get("message") or variables.get("resolution")
+    elif event.element_id == CHASE_STEP and variables.get("chase_outcome") == "close":
+        ticket.status, ticket.closed_at = "closed_no_reply", uow.clock.now()
+    notes = (variables.get("plan") or variables.get("message") or variables.get("resolution")
+             or variables.get("chase_notes"))
     if notes:
         records.record_interaction(uow, {"kind": _kind(variables), "notes": notes, "ticket_id": ticket.id},
                                    event.actor)
 
 
 def _kind(variables: dict[str, Any]) -> str:
-    kind = variables.get("told_via")
+    kind = variables.get("told_via") or variables.get("chased_via")
     return kind if kind in records.INTERACTION_KINDS else "email"

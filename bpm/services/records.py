@@ -2,8 +2,8 @@
 
 A process instance belongs to a record through its business key (the record's number), so a record's read
 model lists its processes and open tasks without any foreign key into the engine's tables. The dormant-customer
-check lives here too: a scheduled function that raises a task for the owner of a customer nobody talked to for
-30 days.
+check lives here too: a daily job (at BPM_DORMANT_CHECK_AT, run by the embedded scheduler or Celery beat) that
+raises a task for the owner of a customer nobody talked to for 30 days.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,7 +22,13 @@ from bpm.adapters.orm_records import Contact, Customer, Interaction, Lead, Recor
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
-from bpm.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationFailed
+from bpm.domain.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from bpm.domain.model import Actor
 from bpm.services.handlers import handles
 
@@ -267,26 +273,51 @@ def _touch(uow: UnitOfWork, interaction: Interaction) -> None:
 # --- dormant customers -------------------------------------------------------------------------------------------
 
 
+def time_of_day(text: str) -> time:
+    """'HH:MM' (UTC) -> time: the setting that says when a daily job runs (BPM_DORMANT_CHECK_AT)."""
+    hours, _, minutes = (text or "").strip().partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"a time of day is HH:MM (UTC), not {text!r}")
+    return time(int(hours), int(minutes))
+
+
+def daily_run_due(now: datetime, at: time, last_run_on: date | None) -> bool:
+    """A daily job runs once per (UTC) day, on the first scheduler round at or after its time of day; a
+    scheduler started later that day catches up at once."""
+    now = utc(now)
+    return last_run_on != now.date() and now.time() >= at
+
+
+def dormant_idempotency_key(customer_id: int, day: date) -> str:
+    return f"dormant-customer:{customer_key(customer_id)}:{day.isoformat()}"
+
+
 def raise_dormant_customer_tasks(uow_factory: Callable[[], UnitOfWork]) -> int:
     """Start a "dormant customer" process for each owned customer without interaction for 30 days.
 
-    Safe to run repeatedly: a customer with a running dormant-customer process is skipped. Each customer gets
-    its own transaction, so one failure does not hold back the others. Returns how many were raised.
+    Safe to run repeatedly and from two schedulers at once: a customer with a running dormant-customer process
+    is skipped, and each start carries the idempotency key (customer, day), so a second run on the same day
+    (even one that read the customers before the first committed) starts nothing. Each customer gets its own
+    transaction, so one failure does not hold back the others. Returns how many were raised.
     """
     from bpm.services import instances
 
     raised = 0
     for customer_id, owner, name, last in _dormant_customers(uow_factory()):
+        uow = uow_factory()
         command = instances.StartInstance(
             DORMANT_PROCESS, SYSTEM, customer_key(customer_id),
             {"customer_id": customer_id, "customer_name": name, "owner": owner,
-             "last_interaction_at": utc(last).isoformat() if last else None})
+             "last_interaction_at": utc(last).isoformat() if last else None},
+            idempotency_key=dormant_idempotency_key(customer_id, utc(uow.clock.now()).date()))
         try:
-            instances.start_instance(command, uow_factory())
+            result = instances.start_instance(command, uow)
         except NotFound:
             log.warning("dormant customer check: the process '%s' is not deployed", DORMANT_PROCESS)
             return raised
-        raised += 1
+        except IdempotencyConflict:  # another run raised this customer's task today
+            continue
+        raised += int(result.created)
     return raised
 
 

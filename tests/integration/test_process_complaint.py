@@ -1,5 +1,6 @@
 """The shipped complaint process through the API: SLA per step on both sides of its deadline, the engineer
-group chosen by rule, the customer's reply correlated by ticket number, high priority to the directors."""
+group chosen by rule, the customer's reply correlated by ticket number and its 3-day timeout (the chase task,
+on both sides of the boundary), high priority to the directors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from shipped_kit import complete, create_staff, deploy_shipped, get, inbox, only
 from sqlalchemy import select
 
 from bpm.adapters.orm import HistoryEntry
-from bpm.services import escalation
+from bpm.services import escalation, timers
 
 SECOND = timedelta(seconds=1)
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -145,3 +146,93 @@ def test_high_priority_notifies_the_service_directors_at_once(client, staff, use
     assert any(ticket["number"] in n["title"] for n in notes) is directors_told
     history = get(client, users["admin"], f"/api/v1/process-instances/{ticket['instance_id']}/history")
     assert any(h["event"] == "complaint.high_priority" for h in history) is directors_told
+
+
+# --- no reply from the customer: the wait times out after 3 days -------------------------------------------------
+
+REPLY_WAIT = timedelta(days=3)
+CHASE_SLA = timedelta(hours=4)
+
+
+def at(context, moment: datetime) -> None:
+    context.clock.set(moment)
+    timers.fire_due_timers(context.uow)
+    escalation.run_due_escalations(context.uow)
+
+
+def told(client, staff, users, context) -> tuple[dict, datetime]:
+    """A ticket whose customer was told the plan and has not replied yet; returns it and when the wait began."""
+    ticket = open_ticket(client, staff)
+    drive_to(client, staff, users, ticket["number"], "tell")
+    complete(client, staff["fred"], only_task(client, staff["fred"], ticket["number"]), STEPS[3][3])
+    return ticket, context.clock.now()
+
+
+def ticket_record(client, staff, ticket) -> dict:
+    return get(client, staff["fred"], f"/api/v1/tickets/{ticket['id']}")
+
+
+def open_steps(client, staff, ticket) -> list[str]:
+    return [t["element_id"] for t in ticket_record(client, staff, ticket)["open_tasks"]]
+
+
+@SQLITE_ONLY
+def test_a_reply_just_before_the_timeout_resumes_and_the_timer_never_fires(client, staff, users, context):
+    ticket, waiting_since = told(client, staff, users, context)
+    at(context, waiting_since + REPLY_WAIT - SECOND)
+    assert open_steps(client, staff, ticket) == []
+    assert ticket_record(client, staff, ticket)["status"] == "awaiting_customer"
+    assert len(customer_replies(client, users, ticket["number"])["resumed"]) == 1
+    at(context, waiting_since + REPLY_WAIT + SECOND)
+    assert open_steps(client, staff, ticket) == ["resolve"]  # no chase task: the timer went with the wait
+    assert ticket_record(client, staff, ticket)["status"] == "resolving"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("outcome", ["replied", "close"])
+def test_no_reply_for_three_days_gives_the_front_line_a_chase_task(client, staff, users, context, outcome):
+    ticket, waiting_since = told(client, staff, users, context)
+    at(context, waiting_since + REPLY_WAIT + SECOND)
+    chase = only_task(client, staff["fred"], ticket["number"])
+    assert (chase["element_id"], chase["candidate_groups"]) == ("chase_reply", ["front-line-service"])
+    assert datetime.fromisoformat(chase["due_at"]) == waiting_since + REPLY_WAIT + SECOND + CHASE_SLA
+    record = ticket_record(client, staff, ticket)
+    assert record["status"] == "chasing_customer" and record["sla"]["chase_reply"]["due_at"] == chase["due_at"]
+    missing = complete(client, staff["fred"], chase, {"chased_via": "call"}, expected=422)
+    assert sorted(missing.json["errors"]) == ["chase_notes", "chase_outcome"]
+    complete(client, staff["fred"], chase, {"chased_via": "call", "chase_outcome": outcome,
+                                            "chase_notes": "called twice, left a voicemail"})
+    record = ticket_record(client, staff, ticket)
+    assert "called twice, left a voicemail" in {i["notes"] for i in record["interactions"]}
+    if outcome == "replied":
+        assert open_steps(client, staff, ticket) == ["resolve"]
+        assert record["status"] == "resolving" and record["processes"][0]["status"] == "running"
+    else:
+        assert open_steps(client, staff, ticket) == []
+        assert (record["status"], record["processes"][0]["status"]) == ("closed_no_reply", "completed")
+        assert record["closed_at"] == context.clock.now().isoformat()
+        customer_replies(client, users, ticket["number"], expected=404)  # too late: nothing waits any more
+        assert open_steps(client, staff, ticket) == []
+
+
+@SQLITE_ONLY
+def test_a_reply_while_the_chase_is_open_goes_ahead_and_closes_the_chase(client, staff, users, context):
+    ticket, waiting_since = told(client, staff, users, context)
+    at(context, waiting_since + REPLY_WAIT + SECOND)
+    chase = only_task(client, staff["fred"], ticket["number"])
+    assert len(customer_replies(client, users, ticket["number"])["resumed"]) == 1
+    assert open_steps(client, staff, ticket) == ["resolve"]
+    assert client.post(f"/api/v1/tasks/{chase['id']}/complete", headers=staff["fred"],
+                       json={"variables": {}}).status_code in (404, 409)
+
+
+@SQLITE_ONLY
+def test_the_chase_step_escalates_to_the_supervisors_only_after_its_sla(client, staff, users, context):
+    ticket, waiting_since = told(client, staff, users, context)
+    at(context, waiting_since + REPLY_WAIT + SECOND)
+    due = datetime.fromisoformat(only_task(client, staff["fred"], ticket["number"])["due_at"])
+    at(context, due - SECOND)
+    assert overdue_rows(context, "chase_reply") == []
+    at(context, due + SECOND)
+    [row] = overdue_rows(context, "chase_reply")
+    assert "group:service-supervisors" in row["recipients"] or "group:service-supervisors" in row["targets"]

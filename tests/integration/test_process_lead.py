@@ -1,17 +1,22 @@
 """The shipped lead follow-up process through the API: assignment by rule and round-robin, first contact SLA
 (reminder before, escalation after), return to the pool after 3 days, the 30-day reclaim ban, conversion, and
-the dormant-customer check."""
+the daily dormant-customer check (scheduled in the embedded scheduler and in Celery beat)."""
 
 from __future__ import annotations
 
+import queue
 from datetime import datetime, timedelta
 
 import pytest
 from shipped_kit import complete, create_staff, deploy_shipped, get, inbox, only_task, post
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from bpm.adapters.orm import HistoryEntry
+from bpm.adapters.orm import HistoryEntry, ProcessInstance
+from bpm.config import Settings
 from bpm.services import escalation, records, timers
+from workers import celery_app, embedded
+from workers import context as worker_context
+from workers import tasks as celery_tasks
 
 SECOND = timedelta(seconds=1)
 DAY = timedelta(days=1)
@@ -162,3 +167,100 @@ def test_dormant_customer_check_raises_one_task_for_the_owner(client, staff, con
     assert get(client, staff["east1"], f"/api/v1/customers/{quiet['id']}")["last_interaction_at"] == \
         context.clock.now().isoformat()
     assert records.raise_dormant_customer_tasks(context.uow) == 0
+
+
+# --- the dormant-customer check runs once a day, in the embedded scheduler and in Celery beat --------------------
+
+
+def dormant_instances(context, customer) -> int:
+    with context.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(ProcessInstance).where(
+            ProcessInstance.process_key == records.DORMANT_PROCESS,
+            ProcessInstance.business_key == f"C-{customer['id']}"))
+
+
+def test_the_dormant_check_is_scheduled_daily_at_the_configured_time_in_both_schedulers():
+    assert Settings().dormant_check_at == "01:00"
+    configured = Settings.from_env({"BPM_DORMANT_CHECK_AT": "06:30"})
+    entry = celery_app.make_celery(configured).conf.beat_schedule["dormant-customer-check"]
+    assert entry["task"] == "bpm.raise_dormant_customer_tasks"
+    assert entry["task"] in celery_app.celery_app.tasks
+    assert celery_app.ROUTES[entry["task"]]["queue"] == celery_app.SCHEDULING_QUEUE
+    assert (entry["schedule"].hour, entry["schedule"].minute) == ({6}, {30})
+    assert entry["options"]["expires"] >= 3600  # a daily run may wait for a busy worker; it is not a tick
+    assert [(name, setting) for name, _, setting in embedded.DAILY] == [("dormant_customer_check", "dormant_check_at")]
+    for bad in ("25:00", "6", "06:60", ""):
+        with pytest.raises(ValueError):
+            celery_app.make_celery(Settings(dormant_check_at=bad))
+
+
+@pytest.mark.parametrize(("now", "last_run", "due"), [
+    (datetime(2026, 2, 4, 9, 59, 59), None, False),
+    (datetime(2026, 2, 4, 10, 0, 0), None, True),
+    (datetime(2026, 2, 4, 23, 0, 0), None, True),  # started late that day: catches up
+    (datetime(2026, 2, 4, 23, 0, 0), datetime(2026, 2, 4).date(), False),
+    (datetime(2026, 2, 5, 9, 0, 0), datetime(2026, 2, 4).date(), False),
+    (datetime(2026, 2, 5, 10, 0, 1), datetime(2026, 2, 4).date(), True),
+])
+def test_a_daily_job_is_due_once_a_day_from_its_time(now, last_run, due):
+    from datetime import UTC
+
+    assert records.daily_run_due(now.replace(tzinfo=UTC), records.time_of_day("10:00"), last_run) is due
+
+
+def test_the_embedded_scheduler_runs_the_dormant_check_when_the_clock_passes_its_time(client, staff, context,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(context, "settings", context.settings.with_overrides(dormant_check_at="10:00"))
+    monkeypatch.setattr(embedded, "_daily_last_run", {})
+    runs = []
+
+    def counted(uow_factory):
+        runs.append(context.clock.now())
+        return records.raise_dormant_customer_tasks(uow_factory)
+
+    monkeypatch.setattr(embedded, "DAILY", (("dormant_customer_check", counted, "dormant_check_at"),))
+    quiet = post(client, staff["east1"], "/api/v1/customers", {"name": "Quiet Ltd"})
+    day = context.clock.now() + 30 * DAY  # quiet: 30 days without interaction
+    deliveries: queue.Queue = queue.Queue()
+    context.clock.set(day.replace(hour=9, minute=59, second=59))
+    embedded.run_tick(context, deliveries)
+    assert runs == [] and inbox(client, staff["east1"], business_key=f"C-{quiet['id']}") == []
+    context.clock.set(day.replace(hour=10, minute=0, second=1))
+    embedded.run_tick(context, deliveries)
+    assert len(runs) == 1
+    task = only_task(client, staff["east1"], f"C-{quiet['id']}")
+    assert (task["name"], task["assignee"]) == ("Dormant customer: get in touch", "east1")
+    context.clock.advance(timedelta(hours=1))
+    embedded.run_tick(context, deliveries)
+    assert len(runs) == 1  # once a day
+    # A restarted server runs it again the same day, and Celery beat may run it too: neither raises a second task.
+    monkeypatch.setattr(embedded, "_daily_last_run", {})
+    embedded.run_tick(context, deliveries)
+    monkeypatch.setattr(worker_context, "current", lambda: context)
+    assert len(runs) == 2 and celery_tasks.raise_dormant_customer_tasks() == 0
+    assert dormant_instances(context, quiet) == 1
+    # The next day the check runs again; the customer's dormant task is still open, so no new one.
+    context.clock.set((day + DAY).replace(hour=10, minute=0, second=1))
+    embedded.run_tick(context, deliveries)
+    assert len(runs) == 3 and dormant_instances(context, quiet) == 1
+    assert celery_tasks.raise_dormant_customer_tasks() == 0
+
+
+def test_the_celery_task_raises_the_dormant_tasks_once(client, staff, context, monkeypatch):
+    monkeypatch.setattr(worker_context, "current", lambda: context)
+    quiet = post(client, staff["east1"], "/api/v1/customers", {"name": "Quiet Ltd"})
+    context.clock.advance(30 * DAY)
+    assert celery_tasks.raise_dormant_customer_tasks() == 1
+    assert celery_tasks.raise_dormant_customer_tasks() == 0
+    assert only_task(client, staff["east1"], f"C-{quiet['id']}")["assignee"] == "east1"
+
+
+def test_two_checks_racing_on_the_same_day_raise_one_task(client, staff, context, monkeypatch):
+    quiet = post(client, staff["east1"], "/api/v1/customers", {"name": "Quiet Ltd"})
+    context.clock.advance(30 * DAY)
+    stale = records._dormant_customers(context.uow())  # what a second scheduler read before the first committed
+    assert [row[0] for row in stale] == [quiet["id"]]
+    assert records.raise_dormant_customer_tasks(context.uow) == 1
+    monkeypatch.setattr(records, "_dormant_customers", lambda _uow: stale)
+    assert records.raise_dormant_customer_tasks(context.uow) == 0
+    assert dormant_instances(context, quiet) == 1
