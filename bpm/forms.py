@@ -49,15 +49,107 @@ def find(form_key: str | None) -> dict | None:
 
 
 def _path_for(form_key: str | None) -> Path | None:
+    key = plain_key(form_key)
+    return None if key is None else FORMS_DIR / f"{key}.form"  # a form key never reaches outside forms/
+
+
+def plain_key(form_key: str | None) -> str | None:
+    """`camunda-forms:deployment:quote_approve.form`, `quote_approve.form`, `quote_approve` -> `quote_approve`."""
     if not form_key:
         return None
     name = form_key.strip()
     for prefix in KEY_PREFIXES:
         if name.startswith(prefix):
             name = name[len(prefix):]
+    name = name[:-len(".form")] if name.endswith(".form") else name
     if not SAFE_NAME.match(name) or ".." in name:
-        return None  # a form key never reaches outside forms/
-    return FORMS_DIR / (name if name.endswith(".form") else f"{name}.form")
+        return None
+    return name
+
+
+def shipped_keys() -> list[str]:
+    """The keys of the forms shipped in forms/."""
+    return sorted(path.stem for path in FORMS_DIR.glob("*.form") if plain_key(path.stem) == path.stem)
+
+
+# --- checking a form schema a designer saves --------------------------------------------------------------------
+
+FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SCHEMA_BYTES = 1_000_000
+
+
+def input_fields(components):
+    """Every input component of a schema (nested ones included)."""
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        if component.get("key") and component.get("type") not in NON_INPUT:
+            yield component
+        yield from input_fields(component.get("components") or [])
+
+
+def schema_problems(schema: dict) -> dict[str, list[str]]:
+    """What keeps a schema from being a form this server can render and check data against, by location."""
+    problems: dict[str, list[str]] = {}
+    components = schema.get("components")
+    if not isinstance(components, list) or not components:
+        problems["components"] = ["must be a non-empty list of form fields"]
+    elif schema.get("type", "default") != "default":
+        problems["type"] = ["must be 'default'"]
+    else:
+        _check_components(components, "components", problems, seen={})
+    if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        problems["schema"] = [f"is larger than {MAX_SCHEMA_BYTES} bytes"]
+    if not problems:
+        try:
+            validate(schema, {})  # the server must be able to check data against it
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            problems["schema"] = [f"cannot be used to validate task data: {error}"]
+    return problems
+
+
+def _check_components(components, where: str, problems: dict, seen: dict) -> None:
+    for index, component in enumerate(components):
+        here = f"{where}[{index}]"
+        if not isinstance(component, dict) or not isinstance(component.get("type"), str):
+            problems[here] = ["must be an object with a 'type'"]
+            continue
+        _check_rules(component, here, problems)
+        key = component.get("key")
+        if key is not None and component["type"] not in NON_INPUT:
+            if not isinstance(key, str) or not FIELD_KEY.match(key):
+                problems[f"{here}.key"] = ["must be a name of letters, digits and _ (not starting with a digit)"]
+            elif key in seen:
+                problems[f"{here}.key"] = [f"'{key}' is already used by {seen[key]}"]
+            else:
+                seen[key] = here
+        children = component.get("components")
+        if children is not None:
+            if not isinstance(children, list):
+                problems[f"{here}.components"] = ["must be a list"]
+            else:
+                scope = {} if component.get("path") else seen  # a list's items have their own keys
+                _check_components(children, f"{here}.components", problems, scope)
+
+
+def _check_rules(component: dict, here: str, problems: dict) -> None:
+    """The `validate` rules the server applies to submitted data must have the types it compares with."""
+    rules = component.get("validate")
+    if rules is None:
+        return
+    if not isinstance(rules, dict):
+        problems[f"{here}.validate"] = ["must be an object"]
+        return
+    for name in ("min", "max", "minLength", "maxLength"):
+        value = rules.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            problems[f"{here}.validate.{name}"] = ["must be a number"]
+    pattern = rules.get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError):
+            problems[f"{here}.validate.pattern"] = ["must be a valid regular expression"]
 
 
 def validate(form: dict, data: dict[str, Any]) -> dict[str, list[str]]:

@@ -46,7 +46,8 @@ TEXTS = {
     "op_transfer": _("Transfer"), "op_add-signer": _("Add signer"), "op_send-back": _("Send back"),
     "op_urge": _("Urge"), "op_withdraw": _("Withdraw"), "op_remove-signer": _("Remove signer"),
     "op_assign": _("Assign"), "done_remove-signer": _("Signer removed."), "done_assign": _("Assigned."),
-    "field_signer": _("Signer to remove"),
+    "field_signer": _("Signer to remove"), "signers": _("Signers"), "signer_pending": _("waiting"),
+    "signer_done": _("has signed"),
     "done_approve": _("Approved."), "done_reject": _("Rejected."), "done_complete": _("Completed."),
     "done_claim": _("Claimed."), "done_unclaim": _("Released."), "done_resolve": _("Returned to the owner."),
     "done_delegate": _("Delegated."), "done_transfer": _("Transferred."), "done_add-signer": _("Signer added."),
@@ -72,6 +73,14 @@ TEXTS = {
     "no_open_tasks": _("No open step."), "op_edit": _("Edit"), "process_props": _("Process"),
     "fires_at": _("fires at {time}"), "versions": _("versions"),
     "changes_between": _("Changes from v{from} to v{to}:"),
+    "new_form": _("New form"), "form_key_needed": _("Give the form a key first."),
+    "form_saved": _("Saved form {key}."), "form_saved_at": _("Form {key}, saved {time}."),
+    "form_shipped": _("Form {key}, as shipped."),
+    # my requests (the initiator's view)
+    "my_requests_empty": _("You have not started any request yet."), "status_withdrawn": _("withdrawn"),
+    "started_at": _("started {time}"), "ended_at": _("ended {time}"), "held_by_groups": _("groups: {groups}"),
+    "delegated_by_owner": _("delegated by {owner}"), "signers_waiting": _("signers waiting: {users}"),
+    "nobody_yet": _("nobody yet"), "urge_step": _("Remind whoever holds {name}"),
 }
 
 

@@ -121,6 +121,13 @@ def inbox():
     return render_template("inbox.html")
 
 
+@web.route("/requests")
+@page
+def my_requests():
+    """The initiator's view: the requests I started, their current steps, urge and withdraw."""
+    return render_template("my_requests.html")
+
+
 @web.route("/tasks/<task_id>")
 @page
 def task(task_id):
@@ -148,4 +155,4 @@ def modeler():
 @web.route("/designer/forms")
 @page
 def form_editor():
-    return render_template("forms.html")
+    return render_template("forms.html", key=request.args.get("key", ""))

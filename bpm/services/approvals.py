@@ -29,7 +29,7 @@ from bpm.domain.errors import (
 )
 from bpm.domain.model import Actor, may_work_task
 from bpm.services import approval_notify as notify
-from bpm.services import definitions
+from bpm.services import definitions, escalation
 from bpm.services.collaboration import set_candidates_open
 from bpm.services.instances import _run, _scripts_allowed, get_instance
 from bpm.services.projection import apply_snapshot, record
@@ -75,7 +75,7 @@ def _assignee_decides(uow, task: Task, cmd: Decide) -> None:
     if cmd.outcome == REJECTED:
         _finish(uow, task, cmd.actor.username, REJECTED, cmd, role="assignee")
         return
-    _check_form(task, cmd.variables)
+    _check_form(task, cmd.variables, uow)
     if _pending_signers(uow, task, ("parallel", "after")):
         _add_record(uow, task, cmd.actor.username, APPROVED, cmd.opinion, "assignee")
         uow.session.add(TaskSigner(task_id=task.id, username=cmd.actor.username, position="owner", status="done",
@@ -468,6 +468,7 @@ def _reopen_rows(uow, snap: engine.Snapshot, actor: str) -> list[Task]:
             set_candidates_open(uow, row.id, True)
             record(uow, row.instance_id, "task.reopened", actor, element_id=row.element_id,
                    element_name=row.name, task_id=row.id)
+            escalation.replan_reopened(uow, row, open_task)  # a new due date and its escalation steps
             reopened.append(row)
     uow.flush()
     return reopened

@@ -27,6 +27,7 @@ from bpm.adapters.orm_approvals import (
     TaskAttachment,
     TaskCc,
     TaskComment,
+    TaskSigner,
 )
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
@@ -72,6 +73,25 @@ def seen_through_approvals(uow, actor: Actor, task: Task) -> bool:
     if is_signer(uow, task.id, actor.username):
         return True
     return is_cc(uow, actor, task.id)
+
+
+def reads_instance_through_approvals(uow, actor: Actor, instance_id: str) -> bool:
+    """Whoever sees a task of the instance through approvals (CC'd, signer, delegation owner, deputised user,
+    supervisor of an assignee) may read the instance too: its diagram and history. Reading only: acting needs
+    the task's own checks."""
+    tasks = select(Task.id).where(Task.instance_id == instance_id)
+    supervised = select(User.username).where(User.supervisor == actor.username)
+    if uow.session.scalar(tasks.where((Task.owner == actor.username) | (Task.substitute_for == actor.username)
+                                      | Task.assignee.in_(supervised)).limit(1)) is not None:
+        return True
+    names = [f"u:{actor.username}"] + [f"g:{g}" for g in actor.groups]
+    if uow.session.scalar(select(TaskCc.task_id).where(TaskCc.task_id.in_(tasks),
+                                                       (TaskCc.kind + ":" + TaskCc.name).in_(names))
+                          .limit(1)) is not None:
+        return True
+    return uow.session.scalar(select(TaskSigner.id).where(TaskSigner.task_id.in_(tasks),
+                                                          TaskSigner.username == actor.username)
+                              .limit(1)) is not None
 
 
 def is_cc(uow, actor: Actor, task_id: str) -> bool:

@@ -306,6 +306,255 @@ def test_copied_in_user_sees_the_task_read_only(open_page, live_server):  # noqa
     row.locator("a").click()
     expect(page.locator("#actions")).to_contain_text("read only")
     expect(page.locator("#actions button")).to_have_count(0)
-    # the API lets a copied-in reader see the task but not the instance history: the page says so, not breaks
-    expect(page.locator("#history [data-testid=problem]")).to_contain_text("may not read this instance")
+    expect(page.locator("#keys-hint")).to_be_hidden()  # no approve key to offer
+    # a copied-in reader sees the instance's history and diagram too (read only)
+    expect(page.locator("#history")).to_contain_text("started the process")
+    expect(page.locator("#history")).to_contain_text("copied in")
+    expect(page.locator("#history [data-testid=problem]")).to_have_count(0)
+    page.wait_for_selector("#diagram .djs-element.current[data-element-id=lead_review]")
+    screenshot(page, "task-cc-1280")
+    instance = _instance(live_server, "CC-1")
+    assert live_server.api("GET", f"/process-instances/{instance['id']}/history", "bob").status_code == 200
+    [task] = instance["open_tasks"]
+    assert live_server.api("POST", f"/tasks/{task['id']}/approve", "bob", json={}).status_code == 403
+    assert _instance(live_server, "CC-1")["open_tasks"][0]["status"] == "open"
+    assert not page.errors
+
+
+# --- helpers for the operation tests below --------------------------------------------------------------------
+
+
+def _instance(live_server, business_key):  # noqa: F811
+    [found] = live_server.api("GET", f"/process-instances?business_key={business_key}", "admin").json()
+    return live_server.api("GET", f"/process-instances/{found['id']}", "admin").json()
+
+
+def _open_task_of(live_server, business_key):  # noqa: F811
+    [task] = _instance(live_server, business_key)["open_tasks"]
+    return live_server.api("GET", f"/tasks/{task['id']}", "admin").json()
+
+
+def _events(live_server, instance_id):  # noqa: F811
+    return live_server.api("GET", f"/process-instances/{instance_id}/history", "admin").json()
+
+
+def _goto_task(page, live_server, task_id):  # noqa: F811
+    page.goto(f"{live_server.url}/tasks/{task_id}")
+    _expect()(page.locator("#actions button").first).to_be_visible()
+
+
+# --- 转办 transfer, 加签/减签 add/remove signer, assign, 催办 urge, 撤回 withdraw, 委派 resolve ---------------------
+
+
+def test_transfer_moves_the_task_to_another_person_for_good(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", business_key="TRANS-1", amount=50)
+    page = open_page("alice")
+    _task_row(page, "TRANS-1").locator("a").click()
+    page.click("#actions [data-op=claim]")
+    page.click("#actions [data-op=transfer]")
+    expect(page.locator("#op-dialog")).to_be_visible()
+    page.fill("#op-to", "bob")
+    page.click("#op-ok")
+    page.wait_for_url(re.compile(r".*/inbox$"))
+    expect(page.locator("#tasks")).not_to_contain_text("TRANS-1")
+    task = _open_task_of(live_server, "TRANS-1")
+    assert (task["assignee"], task.get("owner")) == ("bob", None)
+    bob = open_page("bob")
+    bob.click("[data-filter=mine]")
+    expect(_task_row(bob, "TRANS-1")).to_contain_text("Team lead review")
+    _task_row(bob, "TRANS-1").locator("a").click()
+    expect(bob.locator("#actions [data-op=approve]")).to_be_visible()
+    expect(bob.locator("#history")).to_contain_text("transferred")
+    events = _events(live_server, task["instance_id"])
+    assert [(e["actor"], e["data"]["to"]) for e in events if e["event"] == "task.transferred"] == [("alice", "bob")]
+    assert not page.errors and not bob.errors
+
+
+def test_add_a_signer_after_me_then_remove_them(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", business_key="SIGN-1", amount=50)
+    page = open_page("alice")
+    _task_row(page, "SIGN-1").locator("a").click()
+    page.click("#actions [data-op=claim]")
+    expect(page.locator("#actions [data-op=remove-signer]")).to_have_count(0)  # nobody to remove yet
+    page.click("#actions [data-op=add-signer]")
+    page.fill("#op-users", "bob")
+    page.select_option("#op-position", "after")
+    page.click("#op-ok")
+    expect(page.locator("#toast")).to_contain_text("Signer added")
+    expect(page.locator("[data-testid=signers]")).to_contain_text("bob (after me, waiting)")
+    screenshot(page, "task-signers-1280")
+    task = _open_task_of(live_server, "SIGN-1")
+    signers = live_server.api("GET", f"/tasks/{task['id']}/signers", "alice").json()
+    assert [(s["username"], s["position"], s["status"]) for s in signers] == [("bob", "after", "pending")]
+
+    page.click("#actions [data-op=remove-signer]")
+    expect(page.locator("#op-username option")).to_have_text(["bob (after me)"])
+    page.click("#op-ok")
+    expect(page.locator("#toast")).to_contain_text("Signer removed")
+    expect(page.locator("[data-testid=signers]")).to_be_empty()
+    expect(page.locator("#actions [data-op=remove-signer]")).to_have_count(0)
+    signers = live_server.api("GET", f"/tasks/{task['id']}/signers", "alice").json()
+    assert [(s["username"], s["status"]) for s in signers] == [("bob", "removed")]
+    # the step is still alice's to decide, and it no longer waits for bob
+    page.fill("#opinion", "fine without bob")
+    page.click("#actions [data-op=approve]")
+    page.wait_for_url(re.compile(r".*/inbox$"))
+    assert [t["element_id"] for t in _instance(live_server, "SIGN-1")["open_tasks"]] == ["director_approval"]
+    assert not page.errors
+
+
+def test_admin_assigns_a_task_to_someone(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", business_key="ASSIGN-1", amount=50)
+    task = _open_task_of(live_server, "ASSIGN-1")
+    alice = open_page("alice")  # a candidate is not offered "assign"
+    _goto_task(alice, live_server, task["id"])
+    expect(alice.locator("#actions [data-op=assign]")).to_have_count(0)
+    page = open_page("admin")
+    _goto_task(page, live_server, task["id"])
+    page.click("#actions [data-op=assign]")
+    page.fill("#op-assignee", "carol")
+    page.click("#op-ok")
+    expect(page.locator("#toast")).to_contain_text("Assigned")
+    expect(page.locator("#facts")).to_contain_text("Assignee: carol")
+    assert _open_task_of(live_server, "ASSIGN-1")["assignee"] == "carol"
+    carol = open_page("carol")
+    carol.click("[data-filter=mine]")
+    expect(_task_row(carol, "ASSIGN-1")).to_contain_text("Team lead review")
+    events = _events(live_server, task["instance_id"])
+    assert [(e["actor"], e["data"]["assignee"]) for e in events if e["event"] == "task.assigned"] == \
+        [("admin", "carol")]
+    assert not page.errors
+
+
+def test_supervisor_reassigns_their_reports_task(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", business_key="ASSIGN-2", amount=50)
+    task = _open_task_of(live_server, "ASSIGN-2")
+    assert live_server.api("POST", f"/tasks/{task['id']}/assign", "admin", json={"assignee": "tina"}).ok
+    page = open_page("sam")  # tina's supervisor
+    _goto_task(page, live_server, task["id"])
+    expect(page.locator("#facts")).to_contain_text("Assignee: tina")
+    expect(page.locator("#actions [data-op=approve]")).to_have_count(0)
+    page.click("#actions [data-op=assign]")
+    page.fill("#op-assignee", "alice")
+    page.click("#op-ok")
+    page.wait_for_url(re.compile(r".*/inbox$"))  # alice is not sam's report: the task leaves sam's sight
+    assert _open_task_of(live_server, "ASSIGN-2")["assignee"] == "alice"
+    events = _events(live_server, task["instance_id"])
+    assert [(e["actor"], e["data"]["assignee"]) for e in events if e["event"] == "task.assigned"] == \
+        [("admin", "tina"), ("sam", "alice")]
+    alice = open_page("alice")
+    alice.click("[data-filter=mine]")
+    expect(_task_row(alice, "ASSIGN-2")).to_contain_text("Team lead review")
+    assert not page.errors
+
+
+def test_initiator_urges_and_a_second_urge_is_refused_with_the_reason(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", user="bob", business_key="URGE-1", amount=50)
+    task = _open_task_of(live_server, "URGE-1")
+    page = open_page("bob")
+    _goto_task(page, live_server, task["id"])
+    expect(page.locator("#actions [data-op=approve]")).to_have_count(0)  # bob started it; the step is alice's
+    page.click("#actions [data-op=urge]")
+    expect(page.locator("#toast")).to_contain_text("Reminder sent")
+    expect(page.locator("#actions [data-op=urge]")).to_be_enabled()
+    page.click("#actions [data-op=urge]")
+    refused = page.locator("#problem [data-testid=problem]")
+    expect(refused).to_contain_text("urged less than 10 minutes ago")
+    expect(refused).to_contain_text("try again in")
+    screenshot(page, "task-urge-limited-1280")
+    events = _events(live_server, task["instance_id"])
+    urged = [e for e in events if e["event"] == "task.urged"]
+    assert [(e["actor"], e["data"]["recipients"]) for e in urged] == [("bob", ["alice"])]
+    assert not page.errors
+
+
+def test_initiator_withdraws_before_anyone_acted(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", user="bob", business_key="WITHDRAW-1", amount=50)
+    task = _open_task_of(live_server, "WITHDRAW-1")
+    page = open_page("bob")
+    _goto_task(page, live_server, task["id"])
+    page.click("#actions [data-op=withdraw]")
+    expect(page.locator("#op-help")).to_contain_text("whole request is withdrawn")
+    page.fill("#op-reason", "wrong cost centre")
+    page.click("#op-ok")
+    page.wait_for_url(re.compile(r".*/inbox$"))
+    detail = _instance(live_server, "WITHDRAW-1")
+    assert (detail["status"], detail["open_tasks"]) == ("cancelled", [])
+    events = _events(live_server, task["instance_id"])
+    assert [(e["actor"], e["data"].get("reason")) for e in events if e["event"] == "instance.withdrawn"] == \
+        [("bob", "wrong cost centre")]
+    alice = open_page("alice")
+    _search(alice, "WITHDRAW-1")
+    expect(alice.locator("[data-testid=empty]")).to_be_visible()
+
+
+def test_withdraw_after_the_next_step_acted_shows_why_not(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", user="bob", business_key="WITHDRAW-2", amount=50)
+    first = _open_task_of(live_server, "WITHDRAW-2")
+    assert live_server.api("POST", f"/tasks/{first['id']}/approve", "alice", json={}).status_code == 200
+    task = _open_task_of(live_server, "WITHDRAW-2")
+    page = open_page("bob")
+    _goto_task(page, live_server, task["id"])
+    page.click("#actions [data-op=withdraw]")
+    page.click("#op-ok")
+    expect(page.locator("#problem [data-testid=problem]")).to_contain_text("can no longer be withdrawn")
+    assert _instance(live_server, "WITHDRAW-2")["status"] == "running"
+
+
+def test_delegatee_returns_the_task_and_the_owner_finishes_it(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", business_key="RESOLVE-1", amount=50)
+    task = _open_task_of(live_server, "RESOLVE-1")
+    assert live_server.api("POST", f"/tasks/{task['id']}/claim", "alice").status_code == 200
+    delegated = live_server.api("POST", f"/tasks/{task['id']}/delegate", "alice", json={"to": "carol"})
+    assert delegated.status_code == 200, delegated.text
+    carol = open_page("carol")
+    carol.click("[data-filter=delegated]")
+    _task_row(carol, "RESOLVE-1").locator("a").click()
+    expect(carol.locator("#facts")).to_contain_text("Delegated by: alice")
+    expect(carol.locator("#actions [data-op=resolve]")).to_be_visible()
+    expect(carol.locator("#actions [data-op=approve]")).to_have_count(0)  # the owner finishes, not the delegatee
+    screenshot(carol, "task-delegated-1280")
+    carol.fill("#opinion", "figures checked")
+    carol.click("#actions [data-op=resolve]")
+    carol.wait_for_url(re.compile(r".*/inbox$"))
+    back = _open_task_of(live_server, "RESOLVE-1")
+    assert (back["assignee"], back["delegation_state"]) == ("alice", "resolved")
+    alice = open_page("alice")
+    _task_row(alice, "RESOLVE-1").locator("a").click()
+    expect(alice.locator("#history")).to_contain_text("returned to owner")
+    alice.click("#actions [data-op=approve]")
+    alice.wait_for_url(re.compile(r".*/inbox$"))
+    events = [(e["event"], e["actor"]) for e in _events(live_server, task["instance_id"])]
+    assert events.index(("task.resolved", "carol")) < events.index(("task.approved", "alice"))
+    assert "figures checked" in str(_events(live_server, task["instance_id"]))
+    assert not carol.errors and not alice.errors
+
+
+def test_a_task_is_approved_on_a_phone(open_page, live_server):  # noqa: F811
+    expect = _expect()
+    live_server.start("expense_approval", business_key="PHONE-1", amount=50)
+    page = open_page("alice", width=390, height=844)
+    row = _task_row(page, "PHONE-1")
+    expect(row).to_contain_text("Team lead review")
+    row.locator("a").click()
+    approve = page.locator("#actions [data-op=approve]")
+    expect(approve).to_be_visible()
+    box = approve.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # reachable without sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.fill("#opinion", "ok from my phone")
+    screenshot(page, "task-phone-390")
+    approve.click()
+    page.wait_for_url(re.compile(r".*/inbox$"))
+    expect(page.locator("#tasks")).not_to_contain_text("PHONE-1")
+    assert [t["element_id"] for t in _instance(live_server, "PHONE-1")["open_tasks"]] == ["director_approval"]
+    assert "ok from my phone" in str(_events(live_server, _instance(live_server, "PHONE-1")["id"]))
     assert not page.errors

@@ -7,6 +7,7 @@ port of 127.0.0.1; the browser talks to it over HTTP exactly as a user's would.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from bpm.services import definitions, identity
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = REPO / "var" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("BPM_SCREENSHOTS") or REPO / "var" / "screenshots")  # var/ is not committed
 VENDOR = REPO / "api" / "web" / "static" / "vendor"
 
 # username -> (roles, groups); each logs in with the token demo-<username>
@@ -34,7 +35,10 @@ WEB_USERS = {
     "alice": (["approver"], ["team-leads", "sales-managers"]),
     "bob": (["approver"], ["finance"]),
     "carol": (["approver"], ["directors"]),
+    "sam": (["approver"], []),
+    "tina": (["approver"], []),
 }
+SUPERVISORS = {"tina": "sam"}  # username -> their supervisor
 
 
 @dataclass
@@ -79,7 +83,8 @@ def live_server(tmp_path_factory):
     app = create_app(Settings(database_url=url, var_dir=folder))
     context = app.extensions["bpm"]
     for username, (roles, groups) in WEB_USERS.items():
-        identity.create_user(identity.CreateUser(username, username.title(), None, groups, roles), context.uow())
+        identity.create_user(identity.CreateUser(username, username.title(), None, groups, roles,
+                                                 SUPERVISORS.get(username)), context.uow())
         identity.issue_token(identity.IssueToken(username, "web", token=f"demo-{username}"), context.uow())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

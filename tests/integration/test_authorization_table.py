@@ -26,6 +26,8 @@ TABLE = {
     "GET /api/v1/customers/<int:customer_id>": "404 404 404 404 403 401 404 401 401",
     "GET /api/v1/deliveries": "200 403 403 403 403 401 403 401 401",
     "GET /api/v1/deliveries/<int:delivery_id>": "404 403 403 403 403 401 403 401 401",
+    "GET /api/v1/forms": "200 200 403 403 403 401 403 401 401",
+    "GET /api/v1/forms/<string:key>": "404 404 403 403 403 401 403 401 401",
     "GET /api/v1/groups": "200 403 403 403 403 401 403 401 401",
     "GET /api/v1/incidents": "200 200 403 403 403 401 403 401 401",
     "GET /api/v1/incidents/<int:incident_id>": "404 404 403 403 403 401 403 401 401",
@@ -118,6 +120,8 @@ TABLE = {
     "POST /api/v1/webhooks/<int:subscription_id>/deliveries/<int:delivery_id>/redeliver":
         "404 403 404 403 403 401 403 401 401",
     "PUT /api/v1/clock": "404 403 403 403 403 401 403 401 401",
+    "PUT /api/v1/tasks/<string:task_id>/due-date": "404 404 404 404 404 401 404 401 401",
+    "PUT /api/v1/forms/<string:key>": "422 422 403 403 403 401 403 401 401",
     "PUT /api/v1/rules/<string:name>": "422 403 403 403 403 401 403 401 401",
     "GET /api/v1/users/me/tokens": "200 200 200 200 200 401 200 401 401",
     "POST /api/v1/users/me/tokens": "201 201 201 201 201 401 403 401 401",

@@ -126,6 +126,15 @@
                            `prop-${name.replace(".", "-")}`));
       }
     }
+    const timer = (bo.eventDefinitions || []).find((d) => d.$type === "bpmn:TimerEventDefinition");
+    if (timer) {
+      const duration = timer.timeDuration && timer.timeDuration.body;
+      props.append(field("Timer duration (ISO 8601)", duration, (v) => {
+        const value = v ? modeler.get("moddle").create("bpmn:FormalExpression", { body: v }) : undefined;
+        modeler.get("modeling").updateModdleProperties(element, timer,
+          { timeDuration: value, timeDate: undefined, timeCycle: undefined });
+      }, "PT2H", "prop-timer-duration"));
+    }
     if (bo.$type === "bpmn:SequenceFlow") {
       const expression = bo.conditionExpression && bo.conditionExpression.body;
       props.append(field("Condition", expression, (v) => {

@@ -7,7 +7,7 @@
   const taskId = root.dataset.taskId;
   const readOnly = Boolean(root.dataset.cc);
   const problem = document.getElementById("problem");
-  const state = { task: null, instance: null, form: null, names: {} };
+  const state = { task: null, instance: null, form: null, names: {}, signers: [] };
 
   // ---- operations -----------------------------------------------------------------------------------------
 
@@ -44,7 +44,7 @@
       run: (values) => act("send-back", { to_element_id: values.to_element_id || null, comment: values.comment || null }),
     },
     "remove-signer": {
-      fields: [{ name: "username", kind: "user", required: true, label: "field_signer" }],
+      fields: [{ name: "username", kind: "signer", required: true, label: "field_signer" }],
       run: (values) => act("remove-signer", { username: values.username }),
     },
     assign: {
@@ -94,6 +94,7 @@
                                 onclick: () => start(name) }, text(`op_${name}`)));
     }
     if (!bar.children.length) bar.append(el("span", { class: "muted" }, text(readOnly ? "read_only_cc" : "no_actions")));
+    document.getElementById("keys-hint").classList.toggle("hidden", !bar.querySelector("[data-op=approve]"));
   }
 
   async function start(name) {
@@ -132,8 +133,20 @@
     BPM.toast(text(`done_${name}`));
     if (["approve", "reject", "complete", "delegate", "transfer", "send-back", "resolve"].includes(name)) {
       setTimeout(() => { window.location = "/inbox"; }, 600);
+    } else if (name === "assign" && !(await stillVisible())) {
+      setTimeout(() => { window.location = "/inbox"; }, 600);  // e.g. a supervisor handed it outside their team
     } else {
       await loadTask();
+    }
+  }
+
+  async function stillVisible() {
+    try {
+      await api("GET", `/tasks/${taskId}`);
+      return true;
+    } catch (error) {
+      if (error.status === 403) return false;
+      throw error;
     }
   }
 
@@ -171,6 +184,9 @@
     if (field.kind === "textarea") input = el("textarea", { id, required: field.required });
     else if (field.kind === "select") {
       input = el("select", { id }, field.options.map((o) => el("option", { value: o }, text(`position_${o}`))));
+    } else if (field.kind === "signer") {
+      input = el("select", { id, required: field.required },
+        pendingSigners().map((s) => el("option", { value: s.username }, `${s.username} (${text(`position_${s.position}`)})`)));
     } else if (field.kind === "step") {
       input = el("select", { id }, el("option", { value: "" }, text("previous_step")),
         earlierSteps().map((step) => el("option", { value: step.id }, step.name)));
@@ -180,6 +196,8 @@
     }
     return el("div", {}, el("label", { for: id }, text(field.label)), input);
   }
+
+  const pendingSigners = () => state.signers.filter((s) => s.status === "pending");
 
   // Completed user tasks of this instance, most recent first, for "send back to".
   function earlierSteps() {
@@ -240,7 +258,29 @@
       task.due_at ? el("span", { class: `pill ${overdue ? "overdue" : ""}` }, `${text(overdue ? "overdue" : "due")} ${BPM.formatTime(task.due_at)}`) : "",
       el("span", {}, `${text("assignee")}: ${task.assignee || text("unclaimed_in", { groups: (task.candidate_groups || []).join(", ") || "-" })}`),
       task.owner && task.owner !== task.assignee ? el("span", {}, `${text("delegated_by")}: ${task.owner}`) : "",
-      el("span", {}, `${text("priority")}: ${task.priority}`));
+      el("span", {}, `${text("priority")}: ${task.priority}`),
+      el("span", { id: "signers", "data-testid": "signers" }));
+    renderSigners();
+  }
+
+  // Signers added to this task (加签) and where they stand; the list is empty when nobody was added.
+  function renderSigners() {
+    const box = document.getElementById("signers");
+    if (!box) return;
+    box.innerHTML = "";
+    const shown = state.signers.filter((s) => s.status !== "removed" && s.status !== "cancelled");
+    if (!shown.length) return;
+    box.append(`${text("signers")}: `, ...shown.map((s, index) => el("span", { "data-signer": s.username },
+      `${index ? ", " : ""}${s.username} (${text(`position_${s.position}`)}, ${text(`signer_${s.status}`)})`)));
+  }
+
+  async function loadSigners() {
+    try {
+      state.signers = (await api("GET", `/tasks/${taskId}/signers`)) || [];
+    } catch (error) {
+      state.signers = [];
+    }
+    renderSigners();
   }
 
   async function loadTask() {
@@ -250,6 +290,7 @@
       BPM.showProblem(problem, error);
       return;
     }
+    await loadSigners();
     renderFacts(state.task);
     await renderForm(state.task);
     document.getElementById("opinion-box").classList.toggle("hidden",
