@@ -59,6 +59,22 @@ class StartInstanceSchema(Schema):
     version = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
 
+class OpenStepSchema(Schema):
+    """A current step of an instance and who holds it (listed with `with_tasks=true`)."""
+
+    id = fields.String()
+    name = fields.String()
+    element_id = fields.String()
+    assignee = fields.String(allow_none=True)
+    owner = fields.String(allow_none=True, metadata={"description": "who delegated the step, if delegated"})
+    candidate_users = fields.List(fields.String())
+    candidate_groups = fields.List(fields.String())
+    signers = fields.List(fields.String(), metadata={"description": "added signers who have not acted yet"})
+    due_at = UTCDateTime(allow_none=True)
+    overdue = fields.Boolean()
+    last_urged_at = UTCDateTime(allow_none=True)
+
+
 class InstanceSchema(Schema):
     id = fields.String()
     process_key = fields.String()
@@ -69,15 +85,24 @@ class InstanceSchema(Schema):
     started_at = UTCDateTime()
     ended_at = UTCDateTime(allow_none=True)
     incident = fields.Dict(allow_none=True)
+    # with_tasks=true only
+    process_name = fields.String()
+    open_tasks = fields.List(fields.Nested(OpenStepSchema))
+    overdue = fields.Boolean(metadata={"description": "an open step is past its due date"})
+    outcome = fields.String(metadata={"description": "the status, or `withdrawn` for a withdrawn instance"})
 
 
 class InstanceQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(["running", "completed", "cancelled"]))
     key = fields.String()
     business_key = fields.String()
-    started_by = fields.String()
+    started_by = fields.String(metadata={"description": "a username, or `me`: the instances you started, newest "
+                                                        "first; anyone may list their own"})
+    with_tasks = fields.Boolean(load_default=False,
+                                metadata={"description": "add process_name, open_tasks, overdue and outcome"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    after = fields.String(metadata={"description": "return instances with an id after this one"})
+    after = fields.String(metadata={"description": "the id of the last instance of the previous page: return "
+                                                   "the instances after it (by id; newest first with started_by=me)"})
 
 
 class CancelSchema(Schema):

@@ -13,7 +13,7 @@ from api.schemas import (
     InstanceSchema,
     StartInstanceSchema,
 )
-from bpm.services import instances
+from bpm.services import instances, my_requests
 
 blp = Blueprint("process-instances", __name__, url_prefix="/api/v1", description="Process instances")
 
@@ -51,11 +51,20 @@ class Instances(MethodView):
     @blp.arguments(InstanceQuerySchema, location="query")
     @blp.response(200, InstanceSchema(many=True))
     def get(self, query):
-        """List instances (filters: status, key, business_key, started_by; paginate with `after`)."""
+        """List instances (filters: status, key, business_key, started_by; paginate with `after`).
+
+        `started_by=me` lists the instances the caller started, newest first; anyone may list their own.
+        `with_tasks=true` adds each instance's process name, current steps and who holds them."""
         actor = current_actor()
-        filters = instances.InstanceFilter(query.get("status"), query.get("key"), query.get("business_key"),
-                                           query.get("started_by"), query["limit"], query.get("after"))
-        return instances.list_instances(uow(), actor, filters)
+        if query.get("started_by") == "me":
+            mine = my_requests.MyInstancesQuery(query.get("status"), query.get("key"), query.get("business_key"),
+                                                query["limit"], query.get("after"))
+            rows = my_requests.list_my_instances(uow(), actor, mine)
+        else:
+            filters = instances.InstanceFilter(query.get("status"), query.get("key"), query.get("business_key"),
+                                               query.get("started_by"), query["limit"], query.get("after"))
+            rows = instances.list_instances(uow(), actor, filters)
+        return my_requests.expand(uow(), rows) if query["with_tasks"] else rows
 
 
 @blp.route("/process-instances/<string:instance_id>")
