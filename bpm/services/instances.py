@@ -8,11 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from bpm import engine
-from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, Timer
+from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, TaskCandidate, Timer
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
 from bpm.domain.errors import (
@@ -134,9 +134,13 @@ def may_read_instance(uow: UnitOfWork, actor: Actor, instance: ProcessInstance) 
     if instance.started_by == actor.username:
         return True
     tasks = uow.session.scalars(select(Task).where(Task.instance_id == instance.id))
-    return any(t.assignee == actor.username or t.completed_by == actor.username
-               or actor.username in t.candidate_users or actor.groups.intersection(t.candidate_groups)
-               for t in tasks)
+    if any(t.assignee == actor.username or t.completed_by == actor.username
+           or actor.username in t.candidate_users or actor.groups.intersection(t.candidate_groups)
+           for t in tasks):
+        return True
+    from bpm.services.collaboration import reads_instance_through_approvals
+
+    return reads_instance_through_approvals(uow, actor, instance.id)
 
 
 def describe_instance(uow: UnitOfWork, actor: Actor, instance_id: str) -> dict[str, Any]:
@@ -179,7 +183,20 @@ def list_instances(uow: UnitOfWork, actor: Actor, query: InstanceFilter) -> list
             statement = statement.where(ProcessInstance.started_by == query.started_by)
         if query.after:
             statement = statement.where(ProcessInstance.id > query.after)
+        if not actor.roles & BROAD_READERS:
+            statement = statement.where(_involves(actor))
         return list(uow.session.scalars(statement.order_by(ProcessInstance.id).limit(query.limit)))
+
+
+def _involves(actor: Actor):
+    """Instances an approver started or has (had) a task in: what the list shows them (cf. may_read_instance)."""
+    candidate = [and_(TaskCandidate.kind == "u", TaskCandidate.name == actor.username)]
+    if actor.groups:
+        candidate.append(and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
+    their_tasks = select(Task.id).where(Task.instance_id == ProcessInstance.id).where(or_(
+        Task.assignee == actor.username, Task.completed_by == actor.username,
+        exists().where(TaskCandidate.task_id == Task.id, or_(*candidate))))
+    return or_(ProcessInstance.started_by == actor.username, exists(their_tasks))
 
 
 def instance_history(uow: UnitOfWork, actor: Actor, instance_id: str) -> list[HistoryEntry]:
