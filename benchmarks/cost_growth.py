@@ -1,13 +1,15 @@
 """Cost growth: does a step cost more when the instance has already completed many steps?
 
-    .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,400] [--loop 500] [--parallel 100]
+    .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,500] [--loop 500] [--parallel 100]
 
-Generates (into a scratch directory) sequential chains of 5, 50 and 400 user tasks (SpiffWorkflow's recursive
-parser rejects a single chain of ~490 tasks or more with a RecursionError, so 500 steps in a row are run as a
-loop: one user task and an exclusive gateway looping back 500 times, which is also the case where completed
-tasks pile up in the instance), and one process with a 100-way parallel multi-instance user task, deploys
-them, and for one instance of each measures every completion twice:
-  engine:  bpm.engine restore -> complete -> snapshot on the stored instance-only JSON (no database);
+Generates (into a scratch directory) sequential chains of 5, 50 and 500 user tasks (SpiffWorkflow's parser
+recurses once per element of a chain: bpm.engine compiles, and runs the steps of large processes, on a thread
+with a deep stack), a loop (one user task and an exclusive gateway looping back 500 times, the case where
+completed tasks pile up in the instance) and one process with a 100-way parallel multi-instance user task,
+deploys them, and for one instance of each measures every completion:
+  engine:  CPU time of bpm.engine restore -> complete -> snapshot on the instance-only JSON (no database), every
+           step twice on the same state: with the engine-side optimisations of issue 7 switched off in-process
+           (EngineBaseline: every task query a SpiffWorkflow tree walk) and as shipped;
   service: tasks.complete_task on PostgreSQL (its own transaction; the next task id is looked up outside).
 Reports per-step time at the start (first 10 % of the steps, at least the first 3) and at the end (last
 10 %), their ratio, and the instance row size (state_json bytes) at the end. Flat cost = ratio close to 1.
@@ -121,20 +123,51 @@ def _document(key: str, body: list[str], di: list[str]) -> bytes:
 # --- measuring ----------------------------------------------------------------------------------------------------
 
 
-def engine_steps(spec_json: str, total: int) -> tuple[list[float], int]:
-    """Seconds per completion through bpm.engine alone, and the final state size."""
+class EngineBaseline:
+    """The engine as before issue 7: every task query walks SpiffWorkflow's task tree, timers always refreshed."""
+
+    def __enter__(self):
+        self.saved = (engine.tasks_in_state, engine._waits_for_timers)
+        engine.tasks_in_state = lambda workflow, state, manual=None: workflow.get_tasks(state=state, manual=manual)
+        engine._waits_for_timers = lambda workflow: True
+        return self
+
+    def __exit__(self, *exc):
+        engine.tasks_in_state, engine._waits_for_timers = self.saved
+
+
+def engine_steps(spec_json: str, total: int) -> tuple[list[float], list[float], int]:
+    """CPU seconds per completion through bpm.engine alone, before (EngineBaseline) and after, paired: every step
+    is run both ways on the same state, alternating which goes first, and the instance moves on with the
+    shipped result. CPU time: the engine is pure computation, and CPU time is far less disturbed than wall
+    time by other work on a shared machine. Also returns the final state size."""
     runtime = engine.ProcessRuntime(spec_json)
     workflow = runtime.new_workflow()
     engine.start(workflow, {"total": total, "n": 0})
     snap = engine.snapshot(workflow)
-    times = []
+    before, after = [], []
+
+    def step(state_json: str, task_id: str, number: int):
+        began = time.process_time()
+        moved = runtime.restore(state_json)
+        engine.complete(moved, task_id, {"approved": True, "n": number})
+        result = engine.snapshot(moved)
+        return result, time.process_time() - began
+
     while snap.open_tasks:
-        began = time.perf_counter()
-        workflow = runtime.restore(snap.state_json)
-        engine.complete(workflow, snap.open_tasks[0].id, {"approved": True, "n": len(times) + 1})
-        snap = engine.snapshot(workflow)
-        times.append(time.perf_counter() - began)
-    return times, len(snap.state_json)
+        number = len(after) + 1
+        if number % 2:
+            with EngineBaseline():
+                _ignored, spent_before = step(snap.state_json, snap.open_tasks[0].id, number)
+            snap_after, spent_after = step(snap.state_json, snap.open_tasks[0].id, number)
+        else:
+            snap_after, spent_after = step(snap.state_json, snap.open_tasks[0].id, number)
+            with EngineBaseline():
+                _ignored, spent_before = step(snap.state_json, snap.open_tasks[0].id, number)
+        before.append(spent_before)
+        after.append(spent_after)
+        snap = snap_after
+    return before, after, len(snap.state_json)
 
 
 class Service:
@@ -179,8 +212,7 @@ def start_end(times: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lengths", default="5,50,400",
-                        help="sequential chains; SpiffWorkflow's recursive parser rejects ~490+ tasks in one chain")
+    parser.add_argument("--lengths", default="5,50,500", help="sequential chains of user tasks")
     parser.add_argument("--loop", type=int, default=500, help="iterations of the loop-back process")
     parser.add_argument("--parallel", type=int, default=100)
     args = parser.parse_args()
@@ -192,9 +224,10 @@ def main() -> None:
         path = Path(folder) / f"{key}.bpmn"
         path.write_bytes(document)
         files.append(path)
-    print("| process | steps | engine ms/step start -> end (ratio) | service ms/step start -> end (ratio) | "
-          "state_json bytes at end | bytes per completed step |")
-    print("|---|---|---|---|---|---|")
+    print("| process | steps | engine before: CPU ms/step start -> end (ratio) | engine after: CPU ms/step "
+          "start -> end (ratio) | service ms/step start -> end (ratio) | state_json bytes at end "
+          "| bytes per completed step |")
+    print("|---|---|---|---|---|---|---|")
     with private_database("bench_growth") as (url, _name):
         seed(url, files)
         service = Service(url)
@@ -202,11 +235,13 @@ def main() -> None:
             for (key, _document_bytes), path in zip(processes, files, strict=True):
                 total = args.loop if key.startswith("loop_") else 0
                 _xml, compiled = engine.compile_bpmn(path.read_bytes())
-                engine_times, _size = engine_steps(compiled[0].spec_json, total)
+                before_times, engine_times, _size = engine_steps(compiled[0].spec_json, total)
                 service_times, sizes = service.run(key, total)
+                b0, b1 = start_end(before_times)
                 e0, e1 = start_end(engine_times)
                 s0, s1 = start_end(service_times)
-                print(f"| {key} | {len(service_times)} | {e0:.2f} -> {e1:.2f} ({e1 / e0:.1f}x) | "
+                print(f"| {key} | {len(service_times)} | {b0:.2f} -> {b1:.2f} ({b1 / b0:.1f}x) | "
+                      f"{e0:.2f} -> {e1:.2f} ({e1 / e0:.1f}x) | "
                       f"{s0:.1f} -> {s1:.1f} ({s1 / s0:.1f}x) | {sizes[-1]} | "
                       f"{(sizes[-1] - sizes[0]) / max(1, len(sizes) - 1):.0f} |", flush=True)
         finally:

@@ -9,7 +9,8 @@ Each round measures, one after the other (so machine noise hits all of them alik
        complete, snapshot (serialize + open tasks + timers + waiting messages): the engine part of a command;
   (b)  the service layer on PostgreSQL: start_instance + 3 x complete_task, each its own UnitOfWork and
        transaction, with handlers, history and projection (the next task id is looked up outside the timing);
-  (b0) the same with the optimisations of BENCHMARKS.md switched off in-process (class Baseline): before/after;
+  (b0) the same with every optimisation of BENCHMARKS.md switched off in-process (class Baseline): the original;
+  (b1) the same with only the latest round's service-layer optimisations switched off (engine changes stay on);
   (c)  the same over HTTP through gunicorn (`bpm serve --workers 2` with a broker URL, so no embedded threads),
        4 client threads in a separate process; each client finds its next task through the approver's inbox
        (GET /tasks?business_key=...), so (c) includes 2 inbox reads per instance.
@@ -20,6 +21,7 @@ instance row size after each step. Creates and drops its own database; stops the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 import uuid
@@ -158,29 +160,75 @@ class ServiceLayer:
 
 
 class Baseline:
-    """Switches off this benchmark's service-layer optimisations for the (b0) rows: the code as it was before."""
+    """Switches service-layer optimisations off in-process, to measure the code as it was before them.
 
-    def __init__(self):
-        from bpm.services import projection, webhooks
+    level "original": every service-layer optimisation of this benchmark off (row b0); level "previous": only
+    the ones of the latest round (issue 7: one query for task/instance/definition/signers, one query for the
+    projection's existing rows, both built once) off, i.e. the service code as it was measured before that round
+    (row b1). The engine is the shipped one in every row.
+    """
 
-        self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions)
+    def __init__(self, level: str = "original"):
+        from bpm.services import projection, tasks, webhooks
+
+        self.level = level
+        self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
+                      tasks._load_for_completion, projection._existing_rows)
 
     def __enter__(self):
         from sqlalchemy import select
 
         from bpm.adapters.orm_integrations import WebhookSubscription
-        from bpm.services import projection, webhooks
+        from bpm.services import projection, tasks, webhooks
 
-        projection._null_unset_columns = lambda row: None
-        projection._keep_in_session = lambda uow, row: None
-        webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
-            select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
+        tasks._load_for_completion = _load_one_by_one
+        projection._existing_rows = _existing_rows_one_by_one
+        if self.level == "original":
+            projection._null_unset_columns = lambda row: None
+            projection._keep_in_session = lambda uow, row: None
+            webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
+                select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
         return self
 
     def __exit__(self, *exc):
-        from bpm.services import projection, webhooks
+        from bpm.services import projection, tasks, webhooks
 
-        projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions = self.saved
+        (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
+         tasks._load_for_completion, projection._existing_rows) = self.saved
+
+
+def _load_one_by_one(uow, task_id: str):
+    """Before issue 7: the task, the pending signers, the instance and the definition, one query each."""
+    from sqlalchemy import select
+
+    from bpm.adapters.orm import ProcessDefinition
+    from bpm.adapters.orm_approvals import TaskSigner
+    from bpm.services import tasks
+    from bpm.services.instances import get_instance
+
+    task = tasks._open_task(uow, task_id)
+    pending = uow.session.scalar(select(TaskSigner.id).where(TaskSigner.task_id == task.id,
+                                                             TaskSigner.status == "pending")) is not None
+    instance = get_instance(uow, task.instance_id)
+    return task, instance, uow.session.get(ProcessDefinition, instance.definition_id), pending
+
+
+def _existing_rows_one_by_one(uow, instance_id: str):
+    """Before issue 7: open tasks, waiting timers and message subscriptions as three ORM queries."""
+    from sqlalchemy import select
+
+    from bpm.adapters.orm import Task, Timer
+    from bpm.adapters.orm_integrations import MessageSubscription
+    from bpm.services import projection
+
+    existing = projection._Existing()
+    existing.task_ids = [t.id for t in uow.session.scalars(
+        select(Task).where(Task.instance_id == instance_id, Task.status == "open"))]
+    existing.timers = {t.task_id: (t.id, t.due_at) for t in uow.session.scalars(
+        select(Timer).where(Timer.instance_id == instance_id, Timer.status == "waiting"))}
+    existing.messages = {(r.message_name, r.element_id) for r in uow.session.scalars(
+        select(MessageSubscription).where(MessageSubscription.instance_id == instance_id))}
+    return existing
 
 
 def time_engine(runner, instances: int) -> float:
@@ -201,8 +249,8 @@ def time_service(layer: ServiceLayer, instances: int, cpu: list[float]) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--instances", type=int, default=100, help="instances per round for (a), (a2), (b0), (b)")
-    parser.add_argument("--http-seconds", type=float, default=8.0)
+    parser.add_argument("--instances", type=int, default=100, help="instances per round for a, a2, b0, b1, b")
+    parser.add_argument("--http-seconds", type=float, default=8.0, help="0: skip (c), no server is started")
     parser.add_argument("--http-clients", type=int, default=4)
     parser.add_argument("--api-workers", type=int, default=2)
     args = parser.parse_args()
@@ -211,52 +259,66 @@ def main() -> None:
     pure, ours = PureEngine(THREE_APPROVALS.read_bytes()), ServerEngine(compiled[0].spec_json)
     pure_sizes, ours_sizes = pure.run_instance(), ours.run_instance()
     logs = scratch_dir()
+    variants = {"b0": lambda: Baseline("original"), "b1": lambda: Baseline("previous"), "b": contextlib.nullcontext}
     with private_database("bench_floor") as (url, _name):
         seed(url)
         layer = ServiceLayer(url)
         layer.run_instance()  # warm the spec cache and the connection pool
-        server = start_api(url, args.api_workers, logs)
+        server = start_api(url, args.api_workers, logs) if args.http_seconds > 0 else None
         try:
-            generate_load([server.port], 2, 2.0)  # warm-up: imports, pools, caches in every worker
-            results: dict[str, list[float]] = {"a": [], "a2": [], "b0": [], "b": [], "c": []}
-            cpu: list[float] = []
-            cpu_before: list[float] = []
-            statements = layer.statements_per_instance()
-            with Baseline():
-                statements_before = layer.statements_per_instance()
+            if server is not None:
+                generate_load([server.port], 2, 2.0)  # warm-up: imports, pools, caches in every worker
+            results: dict[str, list[float]] = {"a": [], "a2": [], **{k: [] for k in variants}}
+            if server is not None:
+                results["c"] = []
+            cpu: dict[str, list[float]] = {k: [] for k in variants}
+            statements = {}
+            for key, variant in variants.items():
+                with variant():
+                    statements[key] = layer.statements_per_instance()
             for round_number in range(args.rounds):
                 results["a"].append(time_engine(pure, args.instances))
                 results["a2"].append(time_engine(ours, args.instances))
-                with Baseline():
-                    results["b0"].append(time_service(layer, args.instances, cpu_before))
-                results["b"].append(time_service(layer, args.instances, cpu))
-                load = generate_load([server.port], args.http_clients, args.http_seconds)
-                if load.errors:
-                    print("HTTP errors:", len(load.errors), load.errors[:3])
-                results["c"].append(load.completed * STEPS_PER_INSTANCE / load.seconds)
+                for key, variant in variants.items():
+                    with variant():
+                        results[key].append(time_service(layer, args.instances, cpu[key]))
+                if server is not None:
+                    load = generate_load([server.port], args.http_clients, args.http_seconds)
+                    if load.errors:
+                        print("HTTP errors:", len(load.errors), load.errors[:3])
+                    results["c"].append(load.completed * STEPS_PER_INSTANCE / load.seconds)
                 print(f"round {round_number + 1}: " + ", ".join(f"{k} {v[-1]:.0f} steps/s" for k, v in results.items()),
                       flush=True)
             report(results, pure_sizes, ours_sizes, layer.row_sizes(), args)
-            print(f"SQL statements per instance (start + 3 completions): (b0) {statements_before}, (b) {statements}")
-            print(f"client-process CPU per step (median; the ORM and the engine, PostgreSQL excluded): "
-                  f"(b0) {statistics.median(cpu_before):.2f} ms, (b) {statistics.median(cpu):.2f} ms")
+            print("SQL statements per instance (start + 3 completions): "
+                  + ", ".join(f"({k}) {n}" for k, n in statements.items()))
+            print("client-process CPU per step (median; the ORM and the engine, PostgreSQL excluded): "
+                  + ", ".join(f"({k}) {statistics.median(v):.2f} ms" for k, v in cpu.items()))
+            for key in variants:
+                ratios = [b / o for b, o in zip(results["b"], results[key], strict=True)]
+                if key != "b":
+                    print(f"speed-up of (b) over ({key}), per round: " + ", ".join(f"{r:.2f}" for r in ratios)
+                          + f"; median {statistics.median(ratios):.2f}")
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
             layer.context.engine.dispose()
 
 
 def report(results, pure_sizes, ours_sizes, row_sizes, args) -> None:
     median = {k: statistics.median(v) for k, v in results.items()}
     print()
-    print(f"rounds: {args.rounds}; {args.instances} instances per round for a/a2/b0/b; "
+    print(f"rounds: {args.rounds}; {args.instances} instances per round for a/a2/b0/b1/b; "
           f"HTTP: {args.http_clients} clients x {args.http_seconds:.0f} s against {args.api_workers} gunicorn workers")
     print("| path | steps/s (median) | ms per step | time per step vs (a) |")
     print("|---|---|---|---|")
     labels = {"a": "(a) pure SpiffWorkflow, full JSON", "a2": "(a2) bpm.engine, instance-only JSON",
-              "b0": "(b0) service layer, before the optimisations", "b": "(b) service layer + PostgreSQL",
+              "b0": "(b0) service layer, before any optimisation",
+              "b1": "(b1) service layer, before the issue-7 round", "b": "(b) service layer + PostgreSQL",
               "c": f"(c) HTTP, gunicorn, {args.http_clients} clients"}
     for key, label in labels.items():
-        print(f"| {label} | {median[key]:.0f} | {1000 / median[key]:.2f} | {median['a'] / median[key]:.2f} |")
+        if key in median:
+            print(f"| {label} | {median[key]:.0f} | {1000 / median[key]:.2f} | {median['a'] / median[key]:.2f} |")
     print()
     print("state JSON bytes after start, A, B, C:")
     print(f"  (a)  full JSON with spec: {pure_sizes}")

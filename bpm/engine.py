@@ -9,12 +9,14 @@ Everything SpiffWorkflow does dangerously by default is replaced here:
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import contextvars
 import copy
+import functools
 import json
 import re
+import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,11 +25,15 @@ from uuid import UUID
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator, full_tag
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.task_spec import MultiInstanceTaskConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as BpmnParallelMultiInstanceTask
+from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as BpmnSequentialMultiInstanceTask
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -106,11 +112,75 @@ class AssignableUserTaskParser(UserTaskParser):
         return extensions
 
 
+class _LocalLoopItems:
+    """The input/output data items are local to each instance: without a loopDataOutputRef SpiffWorkflow merges
+    a finished instance's data into the multi-instance task, item included, and then refuses to create the next
+    instance ("input item ... already exists"). The items are dropped from the merged data."""
+
+    def merge_child(self, workflow, child):
+        super().merge_child(workflow, child)  # a sequential task creates the next instance in there
+        self._drop_items(child.parent)
+
+    def create_child(self, my_task, item, key_or_index=None):
+        if my_task.internal_data.get("merged"):  # an instance finished and was merged: its items are not ours
+            self._drop_items(my_task)
+        super().create_child(my_task, item, key_or_index)
+
+    def _drop_items(self, my_task) -> None:
+        if self.data_output is None or self.output_item is None:
+            for item in (self.input_item, self.output_item):
+                if item is not None:
+                    my_task.data.pop(item.bpmn_id, None)
+
+
+class SequentialLoopDataMultiInstanceTask(_LocalLoopItems, BpmnSequentialMultiInstanceTask):
+    """A sequential multi-instance task written with standard BPMN loopDataInputRef / inputDataItem."""
+
+
+class ParallelLoopDataMultiInstanceTask(_LocalLoopItems, BpmnParallelMultiInstanceTask):
+    """A parallel multi-instance task written with standard BPMN loopDataInputRef / inputDataItem."""
+
+
+class StandardLoopDataMixin:
+    """Multi-instance tasks as the BPMN standard writes them, next to Camunda's.
+
+    SpiffWorkflow's Camunda parser only knows loopCardinality and camunda:collection/elementVariable; bpmn.io and
+    spiff-arena models use the standard loopDataInputRef / inputDataItem / loopDataOutputRef / outputDataItem,
+    which name task variables (nothing is evaluated). Those are read with the standard BPMN parser's rules.
+    """
+
+    SEQUENTIAL_MI_CLASS = SequentialLoopDataMultiInstanceTask
+    PARALLEL_MI_CLASS = ParallelLoopDataMultiInstanceTask
+
+    def _add_multiinstance_task(self, loop_characteristics):
+        prefix = "bpmn:multiInstanceLoopCharacteristics"
+        if self.attribute("collection", "camunda", loop_characteristics) is not None \
+                or self.xpath(f"./{prefix}/bpmn:loopCardinality"):
+            return super()._add_multiinstance_task(loop_characteristics)
+        if self.xpath(f"./{prefix}/bpmn:loopDataInputRef"):
+            return TaskParser._add_multiinstance_task(self, loop_characteristics)
+        self.raise_validation_exception(
+            "a multi-instance task needs loopCardinality, loopDataInputRef (standard BPMN) or camunda:collection; "
+            "it has none of them")
+
+
+@functools.cache
+def _with_standard_loop_data(parser_class: type) -> type:
+    return type(parser_class.__name__, (StandardLoopDataMixin, parser_class), {})
+
+
 class ServerParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("userTask"): (AssignableUserTaskParser, UserTask),
     }
+
+    def _get_parser_class(self, tag):
+        parser_class, spec_class = super()._get_parser_class(tag)
+        if isinstance(parser_class, type) and issubclass(parser_class, TaskParser) \
+                and not issubclass(parser_class, StandardLoopDataMixin):
+            parser_class = _with_standard_loop_data(parser_class)
+        return parser_class, spec_class
 
 
 _VALIDATOR: BpmnValidator | None = None
@@ -135,12 +205,25 @@ class Decision:
     result: Any
 
 
+@dataclass
+class ScriptOutput:
+    """A line a restricted script printed: kept for the instance history, never written to stdout."""
+
+    element_id: str | None
+    element_name: str | None
+    text: str
+
+
+MAX_SCRIPT_OUTPUT_PER_STEP = 200  # printed lines kept per command; the rest is counted, not stored
+
+
 class SafeEnvironment(BasePythonScriptEngineEnvironment):
-    """Evaluates with the safe evaluator; runs scripts only in the restricted mode (assignments only)."""
+    """Evaluates with the safe evaluator; runs scripts only in the restricted mode (see expressions.run_script)."""
 
     def __init__(self, allow_scripts: bool = False):
         super().__init__({})
         self.allow_scripts = allow_scripts
+        self.printed: Callable[[list[str], int], None] | None = None
 
     def evaluate(self, expression, context, external_context=None):
         variables = {**(external_context or {}), **context}
@@ -149,33 +232,34 @@ class SafeEnvironment(BasePythonScriptEngineEnvironment):
     def execute(self, script, context, external_context=None):
         if not self.allow_scripts:
             raise expressions.ExpressionError("script tasks are disabled on this server")
-        run_restricted_script(script, {**(external_context or {}), **context}, context)
+        result = run_restricted_script(script, {**(external_context or {}), **context}, context)
+        if self.printed is not None and (result.printed or result.dropped_lines):
+            self.printed(result.printed, result.dropped_lines)
         return True
 
 
-def run_restricted_script(script: str, variables: dict, target: dict) -> None:
-    """Restricted mode: each statement must be `name = <safe expression>`; nothing else runs."""
-    for statement in ast.parse(script).body:
-        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name)):
-            raise expressions.ExpressionError(
-                f"line {statement.lineno}: only 'name = expression' statements are allowed in restricted scripts")
-        name = statement.targets[0].id
-        if name.startswith("_"):
-            raise expressions.ExpressionError(f"line {statement.lineno}: names starting with '_' are not allowed")
-        value, _ = expressions.evaluate(ast.unparse(statement.value), variables)
-        variables[name] = value
-        target[name] = value
+def run_restricted_script(script: str, variables: dict, target: dict) -> expressions.ScriptResult:
+    """Restricted mode: assignments, augmented assignments and print(); see expressions.run_script."""
+    result = expressions.run_script(script, variables)
+    target.update(result.assigned)
+    return result
 
 
 class RecordingScriptEngine(PythonScriptEngine):
-    """Evaluates safely and records every gateway condition (expression, values read, result)."""
+    """Evaluates safely and records every gateway condition (expression, values read, result).
+
+    What restricted scripts print is collected per command (`take_script_output`) for the instance history.
+    """
 
     def __init__(self, allow_scripts: bool = False):
         super().__init__(environment=SafeEnvironment(allow_scripts))
         self.decisions: list[Decision] = []
+        self.script_output: list[ScriptOutput] = []
+        self.script_output_dropped = 0
 
     def evaluate(self, task, expression, external_context=None):
+        if expression is None and _message_definition(task.task_spec) is not None:
+            return None  # a message thrown without camunda:expression carries no payload
         variables = {**(external_context or {}), **task.data}
         try:
             result, values = expressions.evaluate(expression, variables)
@@ -186,6 +270,28 @@ class RecordingScriptEngine(PythonScriptEngine):
             self.decisions.append(Decision(task.task_spec.bpmn_id, task.task_spec.bpmn_name, expression,
                                            _jsonable(values), _jsonable(result)))
         return result
+
+    def execute(self, task, script, external_context=None):
+        spec = task.task_spec
+
+        def printed(lines: list[str], dropped: int) -> None:
+            kept = lines[:max(MAX_SCRIPT_OUTPUT_PER_STEP - len(self.script_output), 0)]
+            self.script_output += [ScriptOutput(spec.bpmn_id, spec.bpmn_name, line) for line in kept]
+            self.script_output_dropped += dropped + len(lines) - len(kept)
+
+        self.environment.printed = printed
+        try:
+            return super().execute(task, script, external_context)
+        finally:
+            self.environment.printed = None
+
+    def take_script_output(self) -> list[ScriptOutput]:
+        output, self.script_output = self.script_output, []
+        if self.script_output_dropped:
+            output.append(ScriptOutput(None, None, f"({self.script_output_dropped} more printed line(s) "
+                                                   "not recorded)"))
+            self.script_output_dropped = 0
+        return output
 
     def take_decisions(self) -> list[Decision]:
         decisions, self.decisions = self.decisions, []
@@ -237,6 +343,9 @@ def _make_serializer(workflow_converter) -> BpmnWorkflowSerializer:
 
 SPEC_SERIALIZER = _make_serializer(BpmnWorkflowConverter)
 INSTANCE_SERIALIZER = _make_serializer(InstanceOnlyConverter)
+for _registry in (SPEC_SERIALIZER.registry, INSTANCE_SERIALIZER.registry):
+    MultiInstanceTaskConverter(SequentialLoopDataMultiInstanceTask, _registry)
+    MultiInstanceTaskConverter(ParallelLoopDataMultiInstanceTask, _registry)
 
 
 # --- compile (deploy time) ---------------------------------------------------------------------------------------
@@ -257,13 +366,20 @@ class CompileOptions:
 
 
 def compile_bpmn(data: bytes, options: CompileOptions | None = None) -> tuple[str, list[CompiledProcess]]:
-    """Validate and parse an upload; returns the (normalised) XML text and one compiled spec per process."""
+    """Validate and parse an upload; returns the (normalised) XML text and one compiled spec per process.
+
+    SpiffWorkflow's parser follows a sequence flow by recursion, one level per element: a long chain (a few
+    hundred tasks) needs more than the default recursion limit, so compiling runs with a deeper stack."""
+    return call_with_deep_stack(_compile_bpmn, data, options)
+
+
+def _compile_bpmn(data: bytes, options: CompileOptions | None = None) -> tuple[str, list[CompiledProcess]]:
     options = options or CompileOptions()
     tree = _parse_upload(data, options.max_bytes)
     original = copy.deepcopy(tree)
+    # Every rule runs and every problem found is reported at once (one problem+json response lists them all).
     problems = bpmn_xml.lint(tree)
-    if not options.allow_scripts:
-        problems += bpmn_xml.script_tasks(tree)
+    problems += _check_scripts(tree) if options.allow_scripts else bpmn_xml.script_tasks(tree)
     problems += _translate_expressions(tree)
     problems += _check_assignments(tree)
     if problems:
@@ -274,8 +390,38 @@ def compile_bpmn(data: bytes, options: CompileOptions | None = None) -> tuple[st
                                              "the file has no executable process (isExecutable=\"true\")",
                                              element_type="process")])
     parser = _parse_with_engine(tree)
-    compiled = [_compile_process(parser, tree, original, pid) for pid in process_ids]
+    compiled, problems = [], []
+    for pid in process_ids:
+        try:
+            compiled.append(_compile_process(parser, tree, original, pid))
+        except CompileError as error:
+            problems += [p for p in error.problems if p not in problems]
+    if problems:
+        raise CompileError(problems)
     return etree.tostring(original, encoding="unicode"), compiled
+
+
+def _check_scripts(tree) -> list[bpmn_xml.Problem]:
+    """Restricted mode: each script task of an executable process must pass expressions.check_script at deploy."""
+    problems = []
+    for process in tree.getroot().iter(f"{{{BPMN_NS}}}process"):
+        if (process.get("isExecutable") or "true").strip().lower() == "false":
+            continue
+        for task in process.iter(f"{{{BPMN_NS}}}scriptTask"):
+            label = f"scriptTask '{task.get('id')}'" + (f" (\"{task.get('name')}\")" if task.get("name") else "")
+            script_format = (task.get("scriptFormat") or "python").strip().lower()
+            script = task.find(f"{{{BPMN_NS}}}script")
+            try:
+                if script_format not in ("python", "python3", "text/x-python"):
+                    raise expressions.ExpressionError(f"scriptFormat '{task.get('scriptFormat')}' is not supported "
+                                                      "(restricted scripts are a Python subset)")
+                if script is None or not (script.text or "").strip():
+                    raise expressions.ExpressionError("the script is empty")
+                expressions.check_script(script.text)
+            except expressions.ExpressionError as error:
+                line = task.sourceline if script is None else script.sourceline
+                problems.append(bpmn_xml.Problem("script", f"{label}: {error}", task.get("id"), "scriptTask", line))
+    return problems
 
 
 def _parse_upload(data: bytes, max_bytes: int):
@@ -299,7 +445,7 @@ def _translate_expressions(tree) -> list[bpmn_xml.Problem]:
 def _translate_one(element, tag: str) -> list[bpmn_xml.Problem]:
     text = (element.text or "").strip()
     owner = element.getparent()
-    if tag in TIMER_KINDS:
+    if tag in TIMER_KINDS or tag == "condition":  # name the event, not its (usually id-less) event definition
         owner = owner.getparent()
     language = element.get("language")
     try:
@@ -463,6 +609,8 @@ class Snapshot:
     timers: list[WaitingTimer]
     decisions: list[Decision] = field(default_factory=list)
     messages: list[WaitingMessage] = field(default_factory=list)  # message events waiting (integrations)
+    script_output: list[ScriptOutput] = field(default_factory=list)  # what restricted scripts printed
+    thrown: list[ThrownMessage] = field(default_factory=list)  # messages thrown that no task here caught
 
 
 class ProcessRuntime:
@@ -475,6 +623,12 @@ class ProcessRuntime:
         self.allow_scripts = allow_scripts
 
     def new_workflow(self) -> BpmnWorkflow:
+        size = len(self.spec.task_specs) + sum(len(s.task_specs) for s in self.subprocess_specs.values())
+        if size > DEEP_SPEC_TASKS:  # creating the workflow predicts the whole path, recursively
+            return call_with_deep_stack(self._new_workflow)
+        return self._new_workflow()
+
+    def _new_workflow(self) -> BpmnWorkflow:
         return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=RecordingScriptEngine(self.allow_scripts))
 
     def restore(self, state_json: str) -> BpmnWorkflow:
@@ -506,6 +660,84 @@ def engine_errors() -> Iterator[None]:
         raise EngineError("the process did not settle (an endless loop of automatic steps?)") from error
 
 
+# Deep recursion (SpiffWorkflow's parser walks a chain of elements recursively): a thread of its own with a
+# large stack, and a raised recursion limit while at least one such thread runs (restored by the last one).
+DEEP_RECURSION_LIMIT = 50_000
+DEEP_STACK_BYTES = 512 * 1024 * 1024  # address space reserved; pages are only committed as they are used
+_deep_lock = threading.Lock()
+_deep_state = {"users": 0, "saved_limit": 0}
+_deep_thread = threading.local()
+
+
+def call_with_deep_stack(function: Callable[..., Any], *args: Any) -> Any:
+    """Run `function(*args)` in a worker thread with a large stack and a raised recursion limit; return its
+    result or raise its exception here. The caller's context variables are visible in the worker."""
+    if getattr(_deep_thread, "active", False):
+        return function(*args)
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        _deep_thread.active = True
+        try:
+            outcome["result"] = context.run(function, *args)
+        except BaseException as error:  # noqa: BLE001 - handed back to the calling thread
+            outcome["error"] = error
+
+    with _deep_lock:
+        if _deep_state["users"] == 0:
+            _deep_state["saved_limit"] = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_deep_state["saved_limit"], DEEP_RECURSION_LIMIT))
+        _deep_state["users"] += 1
+        previous_size = threading.stack_size(DEEP_STACK_BYTES)
+        try:
+            worker = threading.Thread(target=run, name="bpm-deep-stack", daemon=True)
+            worker.start()
+        except BaseException:
+            _release_deep_limit()
+            raise
+        finally:
+            threading.stack_size(previous_size)
+    try:
+        worker.join()
+    finally:
+        with _deep_lock:
+            _release_deep_limit()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _release_deep_limit() -> None:
+    _deep_state["users"] -= 1
+    if _deep_state["users"] == 0:
+        sys.setrecursionlimit(_deep_state["saved_limit"])
+
+
+# SpiffWorkflow also predicts the path ahead recursively when a workflow is created or a step runs: processes
+# with more task specs than this run their engine steps on the deep stack too (a thread per step is cheap next
+# to a step of such a process).
+DEEP_SPEC_TASKS = 250
+
+
+def _is_large(workflow: BpmnWorkflow) -> bool:
+    size = len(workflow.spec.task_specs)
+    for spec in (getattr(workflow, "subprocess_specs", None) or {}).values():
+        size += len(spec.task_specs)
+    return size > DEEP_SPEC_TASKS
+
+
+def _deep_when_large(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(workflow: BpmnWorkflow, *args: Any) -> Any:
+        if _is_large(workflow) and not getattr(_deep_thread, "active", False):
+            return call_with_deep_stack(function, workflow, *args)
+        return function(workflow, *args)
+
+    return wrapper
+
+
+@_deep_when_large
 def start(workflow: BpmnWorkflow, variables: Mapping[str, Any]) -> None:
     with engine_errors():
         for task in workflow.get_tasks(state=TaskState.READY):
@@ -516,6 +748,7 @@ def start(workflow: BpmnWorkflow, variables: Mapping[str, Any]) -> None:
 MAX_ENGINE_ROUNDS = 10_000
 
 
+@_deep_when_large
 def run_engine(workflow: BpmnWorkflow) -> None:
     """do_engine_steps, bounded: a process made only of automatic steps that loop forever is stopped."""
     with engine_errors():
@@ -524,11 +757,21 @@ def run_engine(workflow: BpmnWorkflow) -> None:
             rounds += 1
             if rounds > MAX_ENGINE_ROUNDS:
                 raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+        if not workflow.subprocesses and not _waits_for_timers(workflow):
+            return  # refresh_timers would change nothing, so another pass would find nothing to run
         workflow.refresh_timers()
         while workflow._do_engine_steps():
             rounds += 1
             if rounds > MAX_ENGINE_ROUNDS:
                 raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+
+
+def _waits_for_timers(workflow: BpmnWorkflow) -> bool:
+    """Whether `refresh_timers` would look at any task (the same test SpiffWorkflow applies there)."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+
+    return any(isinstance(task.task_spec.event_definition, (TimerEventDefinition, MultipleEventDefinition))
+               for task in workflow.event_manager.tasks.values())
 
 
 def find_ready_task(workflow: BpmnWorkflow, task_id: str):
@@ -545,6 +788,7 @@ except ImportError:  # pragma: no cover
     TaskNotFound = KeyError
 
 
+@_deep_when_large
 def complete(workflow: BpmnWorkflow, task_id: str, variables: Mapping[str, Any]) -> None:
     task = find_ready_task(workflow, task_id)
     if task is None:
@@ -555,6 +799,7 @@ def complete(workflow: BpmnWorkflow, task_id: str, variables: Mapping[str, Any])
         run_engine(workflow)
 
 
+@_deep_when_large
 def fire_timers(workflow: BpmnWorkflow) -> None:
     with engine_errors():
         workflow.refresh_timers()
@@ -566,23 +811,52 @@ def cancel(workflow: BpmnWorkflow) -> None:
 
 
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
+    thrown = take_thrown_messages(workflow) if workflow.bpmn_events else []  # before serializing: not state
     state = INSTANCE_SERIALIZER.serialize_json(workflow)
     decisions = workflow.script_engine.take_decisions() if hasattr(workflow.script_engine, "take_decisions") else []
-    return Snapshot(state, workflow.is_completed(), open_tasks(workflow), waiting_timers(workflow), decisions,
-                    waiting_messages(workflow))
+    output = workflow.script_engine.take_script_output() if hasattr(workflow.script_engine, "take_script_output") \
+        else []
+    waiting = tasks_in_state(workflow, TaskState.WAITING)  # one pass for the timers and the messages
+    return Snapshot(state, workflow.is_completed(), open_tasks(workflow), waiting_timers(workflow, waiting),
+                    decisions, waiting_messages(workflow, waiting), output, thrown)
+
+
+def tasks_in_state(workflow: BpmnWorkflow, state: int, manual: bool | None = None) -> list:
+    """`workflow.get_tasks(state=..., manual=...)`, same result and order, without SpiffWorkflow's tree walk in
+    the usual case: one flat pass over the workflow's task map (the walk costs a generator step per task, and a
+    loop keeps every completed task in the tree). When more than one task matches, or the process has
+    subprocesses, the walk itself decides the (depth-first) order."""
+    if workflow.subprocesses:
+        return workflow.get_tasks(state=state, manual=manual)
+    found = [task for task in workflow.tasks.values()
+             if task.state & state and (manual is None or task.task_spec.manual == manual)]
+    if len(found) > 1 or (found and not _reached_by_walk(workflow, found[0])):
+        return workflow.get_tasks(state=state, manual=manual)
+    return found
+
+
+def _reached_by_walk(workflow: BpmnWorkflow, task) -> bool:
+    """The walk descends from the root through tasks that are at least FUTURE (definite or finished)."""
+    parent = task.parent
+    while parent is not None:
+        if parent.state < TaskState.FUTURE:
+            return False
+        task, parent = parent, parent.parent
+    return task is workflow.task_tree
 
 
 def open_tasks(workflow: BpmnWorkflow) -> list[OpenTask]:
     return [
         OpenTask(str(task.id), task.task_spec.bpmn_id, task.task_spec.bpmn_name, task.task_spec.lane,
                  dict(getattr(task.task_spec, "extensions", {}) or {}), task.data)
-        for task in workflow.get_tasks(state=TaskState.READY, manual=True)
+        for task in tasks_in_state(workflow, TaskState.READY, manual=True)
     ]
 
 
-def waiting_timers(workflow: BpmnWorkflow) -> list[WaitingTimer]:
+def waiting_timers(workflow: BpmnWorkflow, waiting: list | None = None) -> list[WaitingTimer]:
+    """`waiting`: the WAITING tasks, when the caller already has them."""
     timers = []
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+    for task in waiting if waiting is not None else tasks_in_state(workflow, TaskState.WAITING):
         definition = getattr(task.task_spec, "event_definition", None)
         if not isinstance(definition, TimerEventDefinition):
             continue
@@ -685,6 +959,47 @@ class WaitingMessage:
     variables: dict[str, Any] = field(default_factory=dict)  # scalar variables: the correlation values
 
 
+@dataclass
+class ThrownMessage:
+    """A message an instance threw (throw event, end event, send task) that nothing in the instance caught.
+
+    `payload` is what the throw evaluated (`camunda:expression`), `result_var` the variable it should land in
+    (`camunda:resultVariable`); without one, SpiffWorkflow's convention applies: `<catching element>_Response`.
+    """
+
+    name: str
+    payload: Any = None
+    result_var: str | None = None
+    variables: dict[str, Any] | None = None  # a message thrown with a data payload (no expression)
+
+    def variables_for(self, element_id: str) -> dict[str, Any]:
+        if self.variables is not None:
+            return dict(self.variables)
+        if self.payload is None and self.result_var is None:
+            return {}
+        return {self.result_var or f"{element_id}_Response": self.payload}
+
+
+def take_thrown_messages(workflow: BpmnWorkflow) -> list[ThrownMessage]:
+    """Remove the uncaught message events from the workflow's event queue and return them (oldest first)."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+
+    thrown, kept = [], []
+    for event in workflow.bpmn_events:
+        definition = event.event_definition
+        if not isinstance(definition, MessageEventDefinition):
+            kept.append(event)
+            continue
+        payload = event.payload
+        if isinstance(payload, dict) and set(payload) == {"payload", "result_var"}:
+            thrown.append(ThrownMessage(definition.name, _jsonable(payload["payload"]), payload["result_var"]))
+        else:
+            variables = _jsonable(dict(payload or {}))
+            thrown.append(ThrownMessage(definition.name, variables=variables if isinstance(variables, dict) else {}))
+    workflow.bpmn_events = kept
+    return thrown
+
+
 def _message_definition(task_spec):
     from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 
@@ -692,10 +1007,12 @@ def _message_definition(task_spec):
     return definition if isinstance(definition, MessageEventDefinition) else None
 
 
-def waiting_messages(workflow: BpmnWorkflow) -> list[WaitingMessage]:
-    """The messages an instance waits for now (catch events, receive tasks, boundary and event-gateway events)."""
+def waiting_messages(workflow: BpmnWorkflow, waiting_tasks: list | None = None) -> list[WaitingMessage]:
+    """The messages an instance waits for now (catch events, receive tasks, boundary and event-gateway events).
+
+    `waiting_tasks`: the WAITING tasks, when the caller already has them."""
     waiting = []
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+    for task in waiting_tasks if waiting_tasks is not None else tasks_in_state(workflow, TaskState.WAITING):
         definition = _message_definition(task.task_spec)
         if definition is not None:
             scalars = {k: v for k, v in task.data.items() if isinstance(v, (str, int, float, bool))}
@@ -713,6 +1030,17 @@ def start_message_names(runtime: ProcessRuntime) -> list[str]:
         if definition is not None and isinstance(task_spec, StartEvent) and definition.name not in names:
             names.append(definition.name)
     return names
+
+
+def start_message_element(runtime: ProcessRuntime, name: str) -> str | None:
+    """The id of the message start event of the top-level process that catches message `name`."""
+    from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+
+    for task_spec in runtime.spec.task_specs.values():
+        definition = _message_definition(task_spec)
+        if definition is not None and isinstance(task_spec, StartEvent) and definition.name == name:
+            return task_spec.bpmn_id
+    return None
 
 
 def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) -> list[str]:

@@ -102,6 +102,7 @@ class ProcessInstance(Base):
     __tablename__ = "process_instances"
     __table_args__ = (
         Index("ix_instances_key_status", "process_key", "status"),
+        Index("ix_instances_started_by", "started_by", "started_at", "id"),  # "my requests", newest first
         UniqueConstraint("started_by", "idempotency_key", name="uq_instance_idempotency"),
     )
 

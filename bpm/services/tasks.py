@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, true, union_all, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, true, union_all, update
 
-from bpm import engine
-from bpm.adapters.orm import ProcessDefinition, Task, TaskCandidate
+from bpm import engine, forms
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
 from bpm.domain.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from bpm.domain.model import Actor, is_candidate, may_work_task
-from bpm.services import definitions
+from bpm.services import definitions, form_store
 from bpm.services.instances import _run, _scripts_allowed, get_instance, may_read_instance
 from bpm.services.projection import apply_snapshot, record
 
@@ -55,18 +56,7 @@ def describe_task(uow: UnitOfWork, actor: Actor, task_id: str) -> dict[str, Any]
             workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
             ready = engine.find_ready_task(workflow, task.id)
             data = dict(ready.data) if ready is not None else {}
-        return {"task": task, "data": data, "form": load_form(task.form_key)}
-
-
-def load_form(form_key: str | None) -> dict | None:
-    """Forms are resolved by the forms module when present (form-js schemas in forms/)."""
-    if not form_key:
-        return None
-    try:
-        from bpm import forms
-    except ImportError:
-        return None
-    return forms.find(form_key)
+        return {"task": task, "data": data, "form": form_store.resolve(task.form_key, uow)}
 
 
 # --- claim / unclaim -------------------------------------------------------------------------------------------
@@ -132,13 +122,11 @@ class CompleteTask:
 
 def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
     with uow:
-        task = _open_task(uow, cmd.task_id)
+        task, instance, definition, signers_pending = _load_for_completion(uow, cmd.task_id)
         if not may_work_task(cmd.actor, task.assignee, task.candidate_users, task.candidate_groups):
             raise PermissionDenied(_why_not(cmd.actor, task))
-        _check_approval_state(uow, task)
-        _check_form(task, cmd.variables)
-        instance = get_instance(uow, task.instance_id)
-        definition = uow.session.get(ProcessDefinition, instance.definition_id)
+        _check_approval_state(uow, task, signers_pending)
+        _check_form(task, cmd.variables, uow)
         workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
         if engine.find_ready_task(workflow, task.id) is None:
             raise InvalidTransition("the task is no longer ready in its instance")
@@ -151,15 +139,43 @@ def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
         return task
 
 
-def _check_approval_state(uow, task: Task) -> None:
-    """A delegated task goes back to its owner first; a task with signers still to act is finished by approve."""
+def _load_for_completion(uow, task_id: str) -> tuple[Task, ProcessInstance, ProcessDefinition, bool]:
+    """The open task, its instance and definition, and whether signers are still pending: one round trip
+    instead of four (rows this session already holds are returned as they are, like `session.get`)."""
+    row = uow.session.execute(_completion_query(), {"task_id": task_id}).first()
+    if row is None:
+        raise NotFound(f"task '{task_id}' not found")
+    task = row[0]
+    if task.status != "open":
+        raise InvalidTransition(f"the task is {task.status}", task_status=task.status)
+    return task, row[1], row[2], bool(row[3])
+
+
+@functools.cache
+def _completion_query():
+    """Built once (building a statement costs as much CPU as sending it); the task id is a bound parameter."""
+    from bpm.adapters.orm_approvals import TaskSigner
+
+    pending = exists().where(TaskSigner.task_id == Task.id, TaskSigner.status == "pending")
+    return (select(Task, ProcessInstance, ProcessDefinition, pending.label("signers_pending"))
+            .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .where(Task.id == bindparam("task_id")))
+
+
+def _check_approval_state(uow, task: Task, signers_pending: bool | None = None) -> None:
+    """A delegated task goes back to its owner first; a task with signers still to act is finished by approve.
+
+    `signers_pending` is the answer already read with the task (None: look it up here)."""
     if task.delegation_state == "pending":
         raise InvalidTransition(f"the task is delegated by '{task.owner}'; the delegatee resolves it, "
                                 "then the owner completes it")
-    from bpm.adapters.orm_approvals import TaskSigner
+    if signers_pending is None:
+        from bpm.adapters.orm_approvals import TaskSigner
 
-    if uow.session.scalar(select(TaskSigner.id).where(TaskSigner.task_id == task.id,
-                                                      TaskSigner.status == "pending")) is not None:
+        signers_pending = uow.session.scalar(select(TaskSigner.id).where(
+            TaskSigner.task_id == task.id, TaskSigner.status == "pending")) is not None
+    if signers_pending:
         raise InvalidTransition("signers of this task have not acted yet; use approve or reject")
 
 
@@ -169,12 +185,10 @@ def _why_not(actor: Actor, task: Task) -> str:
     return "you are neither the assignee nor a candidate of this task"
 
 
-def _check_form(task: Task, variables: dict[str, Any]) -> None:
-    form = load_form(task.form_key)
+def _check_form(task: Task, variables: dict[str, Any], uow: UnitOfWork) -> None:
+    form = form_store.resolve(task.form_key, uow)
     if not form:
         return
-    from bpm import forms
-
     errors = forms.validate(form, variables)
     if errors:
         raise ValidationFailed("the form data is invalid", errors)
