@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
@@ -66,6 +67,17 @@ class UnitOfWork:
     def rollback(self) -> None:
         if self.session is not None:
             self.session.rollback()
+
+    def row_in_session(self, model: type, key: Any, load: bool = True) -> Any:
+        """A row this transaction added (pending, not flushed) or already holds; otherwise loaded by primary key
+        when `load` is true, else None. Commit-time handlers use it to see each other's rows without a flush."""
+        pending = next((row for row in self.session.new if isinstance(row, model) and row.id == key), None)
+        if pending is not None:
+            return pending
+        held = self.session.identity_map.get(identity_key(model, key))
+        if held is not None or not load:
+            return held
+        return self.session.get(model, key)
 
     def publish(self, event: Any) -> None:
         """Record a domain event; handlers turn events into rows of this same transaction at commit."""

@@ -10,13 +10,11 @@ TaskEscalated) from which notifications are made.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 
 from bpm import engine
 from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, User
@@ -25,7 +23,6 @@ from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
 from bpm.domain.errors import (
-    ConcurrencyConflict,
     DeploymentRejected,
     InvalidTransition,
     NotFound,
@@ -36,7 +33,6 @@ from bpm.services import definitions, incidents
 from bpm.services.handlers import handles
 from bpm.services.projection import record, replace_candidates
 
-log = logging.getLogger(__name__)
 UowFactory = Callable[[], UnitOfWork]
 
 DEFAULT_DUE = "bpm.defaultDue"
@@ -50,7 +46,8 @@ DURATIONS = (REMIND_BEFORE, OVERDUE_REPEAT, TIMEOUT_AFTER)
 TIMEOUT_OUTCOMES = {"approve": (True, "approved"), "reject": (False, "rejected"),
                     "complete": (None, "completed")}
 SYSTEM_ACTOR = Actor("system", frozenset({"admin"}), frozenset())
-FIRED, SKIPPED, FAILED = "fired", "skipped", "failed"
+FIRED = "fired"
+SKIPPED, FAILED = incidents.SKIPPED, incidents.FAILED
 
 
 # --- the policy: read and checked at deploy ---
@@ -128,7 +125,7 @@ def _process_properties(_definition_id: int, _checksum: str, bpmn_xml_text: str,
 
 @handles(events.TaskCreated)
 def plan_escalations(event: events.TaskCreated, uow: UnitOfWork) -> None:
-    task = _row(uow, Task, event.task_id)
+    task = uow.row_in_session(Task, event.task_id)
     if task is None:
         return
     created = utc(task.created_at)
@@ -144,18 +141,11 @@ def plan_escalations(event: events.TaskCreated, uow: UnitOfWork) -> None:
 
 
 def _apply_default_due(uow: UnitOfWork, task: Task, event: events.TaskCreated, created: datetime) -> None:
-    instance = _row(uow, ProcessInstance, event.instance_id)
+    instance = uow.row_in_session(ProcessInstance, event.instance_id)
     definition = uow.session.get(ProcessDefinition, instance.definition_id) if instance else None
     default_due = process_properties(definition).get(DEFAULT_DUE) if definition else None
     if default_due:
         task.due_at = created + engine.parse_duration(default_due, created)
-
-
-def _row(uow: UnitOfWork, model, key: str):
-    """A row of this transaction, still pending (no flush: other handlers look for it among new rows), or
-    loaded."""
-    pending = next((row for row in uow.session.new if isinstance(row, model) and row.id == key), None)
-    return pending if pending is not None else uow.session.get(model, key)
 
 
 def _deadlines(policy: dict[str, str], due: datetime) -> list[tuple[str, datetime, str | None]]:
@@ -304,19 +294,15 @@ def run_due_escalations(uow_factory: UowFactory, limit: int = 500) -> int:
 
 def run_deadline(uow_factory: UowFactory, deadline_id: int) -> str:
     job = incidents.Job("escalation", str(deadline_id))
-    uow = uow_factory()
-    try:
-        with uow:
-            outcome = _run_in_transaction(uow, deadline_id, job)
-            uow.commit()
-            return outcome
-    except (ConcurrencyConflict, OperationalError) as error:
-        log.info("escalation %s not run this pass: %s", deadline_id, str(error).split("\n")[0])
-        return SKIPPED
-    except Exception as error:  # noqa: BLE001 - a failing step becomes an incident
-        log.warning("escalation %s failed: %s", deadline_id, error)
-        incidents.record_failure(uow_factory, job, error)
-        return FAILED
+    status, outcome = incidents.run_job(job, uow_factory(), lambda uow: _run_and_commit(uow, deadline_id, job),
+                                        uow_factory)
+    return outcome if status == incidents.DONE else status
+
+
+def _run_and_commit(uow: UnitOfWork, deadline_id: int, job: incidents.Job) -> str:
+    outcome = _run_in_transaction(uow, deadline_id, job)
+    uow.commit()
+    return outcome
 
 
 def _run_in_transaction(uow: UnitOfWork, deadline_id: int, job: incidents.Job) -> str:

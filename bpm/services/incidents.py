@@ -8,20 +8,27 @@ job again. A later success resolves the incident.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import String, and_, cast, exists, or_, select
+from sqlalchemy.exc import OperationalError
 
 from bpm.adapters.orm import ProcessInstance
 from bpm.adapters.orm_timers import Incident
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
-from bpm.domain.errors import NotFound, PermissionDenied, ValidationFailed
+from bpm.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationFailed
 from bpm.domain.model import Actor
 from bpm.services.projection import record
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# What a scheduler's job did: ran (DONE, with the job's own result), left for the next pass, or failed.
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 # Seconds to wait before the automatic retry after the 1st, 2nd, 3rd failure; after that, manual retry only.
 BACKOFF = (60, 300, 1800)
@@ -50,6 +57,28 @@ class Job:
     process_key: str | None = None
     element_id: str | None = None
     element_name: str | None = None
+
+
+def run_job(job: Job, uow: UnitOfWork, work: Callable[[UnitOfWork], T],
+            record_with: Callable[[], UnitOfWork]) -> tuple[str, T | None]:
+    """Run `work(uow)` (it commits) in the transaction of `uow`, with every scheduler's policy for failures.
+
+    (DONE, result) when it ran. A race (another writer changed the instance, a lock or serialization error)
+    is (SKIPPED, None): the row stays and the next pass tries again, no incident. Any other error is
+    (FAILED, None) after the job's incident was opened or updated in a transaction of its own (`record_with`);
+    a job that failed before it knew which row it was working on re-raises, as there is nothing to record."""
+    try:
+        with uow:
+            return DONE, work(uow)
+    except (ConcurrencyConflict, OperationalError) as error:
+        log.info("%s %s not run this pass: %s", job.kind, job.id or "?", str(error).split("\n")[0])
+        return SKIPPED, None
+    except Exception as error:  # noqa: BLE001 - a failing job becomes an incident, never a lost row
+        if not job.id:
+            raise
+        log.warning("%s %s failed: %s", job.kind, job.id, error)
+        record_failure(record_with, job, error)
+        return FAILED, None
 
 
 def describe_error(error: BaseException) -> str:

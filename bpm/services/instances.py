@@ -172,13 +172,7 @@ class InstanceFilter:
 def list_instances(uow: UnitOfWork, actor: Actor, query: InstanceFilter) -> list[ProcessInstance]:
     _require(actor, "read")
     with uow:
-        statement = select(ProcessInstance)
-        if query.status:
-            statement = statement.where(ProcessInstance.status == query.status)
-        if query.process_key:
-            statement = statement.where(ProcessInstance.process_key == query.process_key)
-        if query.business_key:
-            statement = statement.where(ProcessInstance.business_key == query.business_key)
+        statement = with_filters(select(ProcessInstance), query)
         if query.started_by:
             statement = statement.where(ProcessInstance.started_by == query.started_by)
         if query.after:
@@ -186,6 +180,15 @@ def list_instances(uow: UnitOfWork, actor: Actor, query: InstanceFilter) -> list
         if not actor.roles & BROAD_READERS:
             statement = statement.where(_involves(actor))
         return list(uow.session.scalars(statement.order_by(ProcessInstance.id).limit(query.limit)))
+
+
+def with_filters(statement, query):
+    """The filters every instance list offers: status, process key and business key (when given)."""
+    for column, value in ((ProcessInstance.status, query.status), (ProcessInstance.process_key, query.process_key),
+                          (ProcessInstance.business_key, query.business_key)):
+        if value:
+            statement = statement.where(column == value)
+    return statement
 
 
 def _involves(actor: Actor):

@@ -20,6 +20,7 @@ from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain.errors import ValidationFailed
 from bpm.domain.model import Actor
+from bpm.services.instances import with_filters
 
 INSTANCE_COLUMNS = ("id", "process_key", "definition_id", "business_key", "status", "started_by", "started_at",
                     "ended_at", "incident")
@@ -38,13 +39,7 @@ def list_my_instances(uow: UnitOfWork, actor: Actor, query: MyInstancesQuery) ->
     """One page of the instances `actor` started, newest first (started_at, then id, descending)."""
     with uow:
         mine = ProcessInstance.started_by == actor.username
-        statement = select(ProcessInstance).where(mine)
-        if query.status:
-            statement = statement.where(ProcessInstance.status == query.status)
-        if query.process_key:
-            statement = statement.where(ProcessInstance.process_key == query.process_key)
-        if query.business_key:
-            statement = statement.where(ProcessInstance.business_key == query.business_key)
+        statement = with_filters(select(ProcessInstance).where(mine), query)
         if query.after:
             last = uow.session.scalar(select(ProcessInstance.id).where(ProcessInstance.id == query.after, mine))
             if last is None:

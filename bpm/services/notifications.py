@@ -14,7 +14,6 @@ from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm.util import identity_key
 
 from bpm.adapters import channels as transport
 from bpm.adapters.orm import Group, Task, User, UserGroup
@@ -134,7 +133,8 @@ def _as_names(value) -> list[str]:
 
 
 def _task_facts(event, uow) -> dict[str, Any]:
-    task = _task_of_this_transaction(uow, getattr(event, "task_id", None))
+    task_id = getattr(event, "task_id", None)
+    task = uow.row_in_session(Task, task_id, load=False) if task_id is not None else None
     name = (getattr(event, "name", None) or getattr(event, "task_name", None)
             or getattr(event, "element_id", ""))
     due_at = getattr(event, "due_at", None) or getattr(task, "due_at", None)
@@ -143,14 +143,6 @@ def _task_facts(event, uow) -> dict[str, Any]:
             "business_key": getattr(event, "business_key", None) or getattr(task, "business_key", None),
             "due_at": due_at.isoformat() if isinstance(due_at, datetime) else due_at,
             "at": uow.clock.now().isoformat()}
-
-
-def _task_of_this_transaction(uow, task_id: str | None) -> Task | None:
-    """The task row this transaction touched: pending or already flushed, it is in the session (no query)."""
-    if task_id is None:
-        return None
-    pending = next((row for row in uow.session.new if isinstance(row, Task) and row.id == task_id), None)
-    return pending or uow.session.identity_map.get(identity_key(Task, task_id))
 
 
 def resolve_recipients(uow, users: Iterable[str], groups: Iterable[str]) -> list[tuple[str, str | None, str]]:

@@ -10,13 +10,11 @@ timer off.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import defer, sessionmaker
 
 from bpm import engine, expressions
@@ -25,14 +23,14 @@ from bpm.adapters.orm_timers import TimerSchedule
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
-from bpm.domain.errors import ConcurrencyConflict, DeploymentRejected
+from bpm.domain.errors import DeploymentRejected
 from bpm.services import definitions, incidents
 from bpm.services.instances import _scripts_allowed
 from bpm.services.projection import apply_snapshot, record
 
-log = logging.getLogger(__name__)
 SYSTEM = "system"
-FIRED, SKIPPED, FAILED = "fired", "skipped", "failed"
+FIRED = "fired"
+SKIPPED, FAILED = incidents.SKIPPED, incidents.FAILED
 
 UowFactory = Callable[[], UnitOfWork]
 
@@ -119,48 +117,44 @@ def _fire_next(pinned: UowFactory, uow_factory: UowFactory, statement,
     """Claim and fire the next due timer in a transaction of its own: (outcome, occurrences, timer id or None
     when nothing was due)."""
     job = incidents.Job("timer", "")
-    uow = pinned()
-    try:
-        with uow:
-            params = {"now": uow.clock.now(), "passed_over": sorted(passed_over)}
-            claimed = uow.session.execute(statement, params).first()
-            if claimed is None:
-                return SKIPPED, 0, None
-            occurrences = _fire_claimed(uow, claimed, job)
-            if occurrences or uow.session.dirty or uow.session.deleted:
-                uow.commit()
-            return (FIRED if occurrences else SKIPPED), occurrences, int(job.id)
-    except (ConcurrencyConflict, OperationalError) as error:
-        log.info("timer %s not fired this pass: %s", job.id or "?", str(error).split("\n")[0])
-        return SKIPPED, 0, (int(job.id) if job.id else None)
-    except Exception as error:  # noqa: BLE001 - any failure of the step becomes an incident, never a lost timer
-        if not job.id:
-            raise
-        log.warning("timer %s failed: %s", job.id, error)
-        incidents.record_failure(uow_factory, job, error)
-        return FAILED, 0, int(job.id)
+    status, result = incidents.run_job(job, pinned(), lambda uow: _claim_and_fire(uow, statement, passed_over, job),
+                                       uow_factory)
+    if status == incidents.DONE:
+        return result
+    return status, 0, (int(job.id) if job.id else None)
+
+
+def _claim_and_fire(uow: UnitOfWork, statement, passed_over: set[int],
+                    job: incidents.Job) -> tuple[str, int, int | None]:
+    claimed = uow.session.execute(statement, {"now": uow.clock.now(), "passed_over": sorted(passed_over)}).first()
+    if claimed is None:
+        return SKIPPED, 0, None
+    occurrences = _fire_claimed(uow, claimed, job)
+    _commit_if_changed(uow, occurrences)
+    return (FIRED if occurrences else SKIPPED), occurrences, int(job.id)
 
 
 def fire_timer(uow_factory: UowFactory, timer_id: int) -> tuple[str, int]:
     """Fire one timer row if it is still waiting and due: (FIRED | SKIPPED (gone, not due, busy) | FAILED,
     occurrences fired)."""
     job = incidents.Job("timer", str(timer_id))
-    uow = uow_factory()
-    try:
-        with uow:
-            occurrences = _fire_in_transaction(uow, timer_id, job)
-            if occurrences or uow.session.dirty or uow.session.deleted:
-                uow.commit()
-            return (FIRED if occurrences else SKIPPED), occurrences
-    except (ConcurrencyConflict, OperationalError) as error:
-        # Another writer changed the instance (or a deadlock/serialization error): the row stays and the next
-        # pass tries again, no incident for a race.
-        log.info("timer %s not fired this pass: %s", timer_id, str(error).split("\n")[0])
-        return SKIPPED, 0
-    except Exception as error:  # noqa: BLE001 - any failure of the step becomes an incident, never a lost timer
-        log.warning("timer %s failed: %s", timer_id, error)
-        incidents.record_failure(uow_factory, job, error)
-        return FAILED, 0
+    status, occurrences = incidents.run_job(job, uow_factory(), lambda uow: _fire_and_commit(uow, timer_id, job),
+                                            uow_factory)
+    if status != incidents.DONE:
+        return status, 0
+    return (FIRED if occurrences else SKIPPED), occurrences
+
+
+def _fire_and_commit(uow: UnitOfWork, timer_id: int, job: incidents.Job) -> int:
+    occurrences = _fire_in_transaction(uow, timer_id, job)
+    _commit_if_changed(uow, occurrences)
+    return occurrences
+
+
+def _commit_if_changed(uow: UnitOfWork, occurrences: int) -> None:
+    """Commit a firing, or the clean-up of a timer that had nothing left to fire (a cancelled branch)."""
+    if occurrences or uow.session.dirty or uow.session.deleted:
+        uow.commit()
 
 
 def _fire_in_transaction(uow: UnitOfWork, timer_id: int, job: incidents.Job) -> int:
@@ -273,20 +267,16 @@ def start_scheduled_instances(uow_factory: UowFactory, limit: int = 100) -> int:
 
 def start_scheduled(uow_factory: UowFactory, schedule_id: int) -> str:
     job = incidents.Job("timer_start", str(schedule_id))
-    uow = uow_factory()
-    try:
-        with uow:
-            outcome = _start_in_transaction(uow, schedule_id, job)
-            if outcome == FIRED:
-                uow.commit()
-            return outcome
-    except (ConcurrencyConflict, OperationalError) as error:
-        log.info("schedule %s not run this pass: %s", schedule_id, str(error).split("\n")[0])
-        return SKIPPED
-    except Exception as error:  # noqa: BLE001 - a failing start becomes an incident
-        log.warning("timer start schedule %s failed: %s", schedule_id, error)
-        incidents.record_failure(uow_factory, job, error)
-        return FAILED
+    status, outcome = incidents.run_job(job, uow_factory(), lambda uow: _start_and_commit(uow, schedule_id, job),
+                                        uow_factory)
+    return outcome if status == incidents.DONE else status
+
+
+def _start_and_commit(uow: UnitOfWork, schedule_id: int, job: incidents.Job) -> str:
+    outcome = _start_in_transaction(uow, schedule_id, job)
+    if outcome == FIRED:
+        uow.commit()
+    return outcome
 
 
 def _start_in_transaction(uow: UnitOfWork, schedule_id: int, job: incidents.Job) -> str:
