@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,6 +65,10 @@ def main() -> int:
     parser.add_argument("--poll-interval", type=float, default=0.1)
     parser.add_argument("--lead", type=float, default=5.0, help="seconds between setup end and the first due")
     parser.add_argument("--loops", type=int, default=1, help="firing loops in parallel processes")
+    parser.add_argument("--celery", action="store_true",
+                        help="fire with the production processes instead: one `bpm worker` (Celery, "
+                             "--concurrency as below) and `bpm beat` on RabbitMQ")
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes of the --celery worker")
     args = parser.parse_args()
     if make_url(args.database_url).get_backend_name() != "postgresql":
         parser.error("this benchmark measures PostgreSQL (FOR UPDATE SKIP LOCKED, the index plan)")
@@ -111,12 +116,14 @@ def run(url: str, args) -> int:
     plan_busy = explain_poll(engine, first_due + timedelta(seconds=args.window))
     last_due = first_due + timedelta(seconds=args.window)
     started, cpu_started = time.perf_counter(), time.process_time()
-    if args.loops == 1:
+    if args.celery:
+        run_celery_worker(url, args.concurrency, sessions, template.id, args.timers, last_due)
+    elif args.loops == 1:
         firing_loop(uow, args.poll_interval, last_due)
     else:
         run_parallel_loops(url, args.loops, args.poll_interval, last_due)
     elapsed = time.perf_counter() - started
-    loop_cpu = time.process_time() - cpu_started if args.loops == 1 else None
+    loop_cpu = time.process_time() - cpu_started if args.loops == 1 and not args.celery else None
     lags = collect_lags(sessions, template.id)
     fired = len(lags)
     plan_idle = explain_poll(engine, datetime.now(UTC))
@@ -197,6 +204,41 @@ def run_parallel_loops(url: str, loops: int, poll_interval: float, last_due: dat
         worker.join()
 
 
+def run_celery_worker(url: str, concurrency: int, sessions, template_id: str, expected: int,
+                      last_due: datetime) -> None:
+    """One `bpm worker` and one `bpm beat` (the production processes, RabbitMQ at BPM_BENCH_BROKER_URL) until every
+    due timer fired or 600 s after the last due time; both are stopped by process group at the end."""
+    import tempfile
+
+    from _common import BROKER_URL, ROOT, stop_process
+
+    var_dir = tempfile.mkdtemp(prefix="bpm-timer-lag-")
+    env = dict(os.environ, BPM_DATABASE_URL=url, BPM_BROKER_URL=BROKER_URL, BPM_VAR_DIR=var_dir,
+               PYTHONPATH=str(ROOT))
+    bpm = str(Path(sys.executable).parent / "bpm")
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=Path(f"{var_dir}/{name}.log").open("w"),  # noqa: SIM115
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+                 for name, command in (("worker", [bpm, "worker", f"--concurrency={concurrency}",
+                                                   f"-ntimer-lag-{os.getpid()}@%h"]),
+                                       ("beat", [bpm, "beat"]))]
+    print(f"bpm worker (--concurrency={concurrency}) and bpm beat started; logs in {var_dir}")
+    try:
+        give_up = last_due + timedelta(seconds=600)
+        while datetime.now(UTC) < give_up and fired_so_far(sessions, template_id) < expected:
+            if any(p.poll() is not None for p in processes):
+                raise RuntimeError(f"a worker process exited; see the logs in {var_dir}")
+            time.sleep(1)
+    finally:
+        for process in processes:
+            stop_process(process)
+
+
+def fired_so_far(sessions, template_id: str) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(HistoryEntry).where(
+            HistoryEntry.event == "timer.fired", HistoryEntry.instance_id != template_id))
+
+
 def collect_lags(sessions, template_id: str) -> list[float]:
     with sessions() as session:
         data = session.scalars(select(HistoryEntry.data).where(HistoryEntry.event == "timer.fired",
@@ -218,8 +260,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def report(args, fired, elapsed, loop_cpu, lags, plan_busy, plan_idle) -> None:
+    how = (f"one bpm worker, --concurrency={args.concurrency}, with bpm beat" if args.celery
+           else f"{args.loops} loop(s), poll interval {args.poll_interval} s")
     print(f"\nfired {fired:,} of {args.timers:,} timers; the loop ran {elapsed:.1f} s for a {args.window:.0f} s "
-          f"window ({args.loops} loop(s), poll interval {args.poll_interval} s)")
+          f"window ({how})")
     if loop_cpu is not None and fired:
         print(f"firing loop CPU: {loop_cpu / fired * 1000:.2f} ms per timer (Python side; load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)")

@@ -14,6 +14,7 @@ import contextvars
 import copy
 import functools
 import json
+import logging
 import re
 import sys
 import threading
@@ -53,6 +54,13 @@ ASSIGNMENT_ATTRIBUTES = ("assignee", "candidateGroups", "candidateUsers", "dueDa
 GATEWAY_TYPES = ("exclusiveGateway", "inclusiveGateway")
 TIMER_KINDS = ("timeDuration", "timeDate", "timeCycle")
 EXPRESSION_TAGS = ("conditionExpression", "completionCondition", "loopCardinality", "condition")
+
+# SpiffWorkflow logs every task state change at INFO ("State changed to READY" ...): several lines per step,
+# which costs a worker running at INFO more CPU than firing a timer. Our history records what happened; the
+# engine's own loggers ("spiff.*") stay at WARNING unless the deployment configured them.
+_SPIFF_LOGGER = logging.getLogger("spiff")
+if _SPIFF_LOGGER.level == logging.NOTSET:
+    _SPIFF_LOGGER.setLevel(logging.WARNING)
 
 
 class EngineError(Exception):
@@ -753,17 +761,38 @@ def run_engine(workflow: BpmnWorkflow) -> None:
     """do_engine_steps, bounded: a process made only of automatic steps that loop forever is stopped."""
     with engine_errors():
         rounds = 0
-        while workflow._do_engine_steps():
+        while _engine_round(workflow):
             rounds += 1
             if rounds > MAX_ENGINE_ROUNDS:
                 raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
         if not workflow.subprocesses and not _waits_for_timers(workflow):
             return  # refresh_timers would change nothing, so another pass would find nothing to run
         workflow.refresh_timers()
-        while workflow._do_engine_steps():
+        while _engine_round(workflow):
             rounds += 1
             if rounds > MAX_ENGINE_ROUNDS:
                 raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps without waiting")
+
+
+def _engine_round(workflow: BpmnWorkflow) -> bool:
+    """One round of SpiffWorkflow's `_do_engine_steps`: run the READY automatic tasks; True if any ran.
+
+    The usual case, one automatic task ready in a process without subprocesses, is found with one flat pass
+    over the task map instead of a walk of the whole tree (a loop keeps every completed task in the tree);
+    its successors are found by the next round. With several ready, or with subprocesses, SpiffWorkflow's own
+    round runs them in its (depth-first) order."""
+    if workflow.subprocesses:
+        return workflow._do_engine_steps()
+    ready = None
+    for task in workflow.tasks.values():
+        if task.state == TaskState.READY and not task.task_spec.manual:
+            if ready is not None:
+                return workflow._do_engine_steps()
+            ready = task
+    if ready is None:
+        return False
+    ready.run()
+    return True
 
 
 def _waits_for_timers(workflow: BpmnWorkflow) -> bool:
@@ -1189,7 +1218,7 @@ def _cycle_interval(workflow: BpmnWorkflow, task_id: str) -> timedelta:
 
 def _settle(workflow: BpmnWorkflow) -> None:
     rounds = 0
-    while workflow._do_engine_steps():
+    while _engine_round(workflow):
         rounds += 1
         if rounds > MAX_ENGINE_ROUNDS:
             raise EngineError(f"the process ran more than {MAX_ENGINE_ROUNDS} automatic steps, never waiting")

@@ -41,6 +41,10 @@ BEAT_SCHEDULE = {
     "start-scheduled-instances": ("bpm.start_scheduled_instances", timedelta(seconds=2)),
     "requeue-stuck-deliveries": ("bpm.requeue_stuck", timedelta(seconds=60)),
 }
+# A timer tick keeps watching for due timers until shortly before the next tick (so a timer waits at most one
+# poll, not one tick); ticks that overlap under load run on the worker's other pool processes, side by side.
+TIMER_WATCH_SECONDS = BEAT_SCHEDULE["fire-due-timers"][1].total_seconds() * 0.9
+TIMER_POLL_SECONDS = 0.1
 # Daily jobs: beat entry -> (task, the Settings field holding its time of day, HH:MM UTC). A daily run may wait
 # in the queue for hours (the job is idempotent per customer and day), so it expires only after half a day.
 DAILY_SCHEDULE = {

@@ -11,7 +11,7 @@ import logging
 
 from bpm.services import outbox, records
 from workers import context
-from workers.celery_app import DELIVERY_QUEUE, celery_app
+from workers.celery_app import DELIVERY_QUEUE, TIMER_POLL_SECONDS, TIMER_WATCH_SECONDS, celery_app
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ def requeue_stuck() -> int:
 
 @celery_app.task(name="bpm.fire_due_timers")
 def fire_due_timers() -> int:
-    return call_optional("bpm.services.timers", "fire_due_timers", limit=500)
+    """One beat tick: fire due timers and keep polling (every TIMER_POLL_SECONDS) until the next tick is due."""
+    return call_optional("bpm.services.timers", "fire_due_timers_for", seconds=TIMER_WATCH_SECONDS,
+                         poll_interval=TIMER_POLL_SECONDS, limit=500)
 
 
 @celery_app.task(name="bpm.run_due_escalations")

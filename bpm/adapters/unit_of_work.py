@@ -9,7 +9,7 @@ import contextvars
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
@@ -52,17 +52,24 @@ class UnitOfWork:
 
         handlers.dispatch(self)
         try:
-            self.session.commit()
+            self.session.commit()  # the before_commit hook writes the appended rows first
         except StaleDataError as error:
             self.session.rollback()
             raise ConcurrencyConflict("the instance was changed by another request; reload and retry") from error
 
     def flush(self) -> None:
+        """Write pending ORM changes and appended rows now (a query in this transaction will see them)."""
         try:
             self.session.flush()
+            write_appended(self.session)
         except StaleDataError as error:
             self.session.rollback()
             raise ConcurrencyConflict("the instance was changed by another request; reload and retry") from error
+
+    def append_row(self, table: Table, values: dict[str, Any]) -> None:
+        """Queue an insert-only row (history): written after the ORM's own changes, in the order appended, with
+        one executemany per table, when the transaction flushes through `flush()` or commits."""
+        self.session.info.setdefault(APPENDED, []).append((table, values))
 
     def rollback(self) -> None:
         if self.session is not None:
@@ -82,6 +89,31 @@ class UnitOfWork:
     def publish(self, event: Any) -> None:
         """Record a domain event; handlers turn events into rows of this same transaction at commit."""
         self.events.append(event)
+
+
+APPENDED = "appended_rows"
+
+
+def write_appended(session: Session) -> None:
+    """Insert the rows queued with `UnitOfWork.append_row`: one statement per run of rows of the same table."""
+    queued = session.info.pop(APPENDED, None)
+    while queued:
+        table = queued[0][0]
+        run = []
+        while queued and queued[0][0] is table:
+            run.append(queued.pop(0)[1])
+        session.execute(table.insert(), run)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_appended_before_commit(session: Session) -> None:
+    session.flush()  # the ORM's rows first: appended rows may refer to them
+    write_appended(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_appended(session: Session) -> None:
+    session.info.pop(APPENDED, None)
 
 
 # The unit of work of the command running in this context: lets engine callbacks (rule tasks) read

@@ -7,6 +7,7 @@ only to people who may see the task.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -16,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from bpm.adapters.orm import ProcessDefinition, Task, TaskCandidate, User
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, User
 from bpm.adapters.orm_approvals import (
     ApprovalRecord,
     SavedFilter,
@@ -307,21 +308,15 @@ def delete_filter(actor: Actor, filter_id: int, uow: UnitOfWork) -> None:
 
 @handles(events.TaskCreated)
 def on_task_created(event: events.TaskCreated, uow) -> None:
-    """Deputy takes over, CC rows are written, and an already-given approval is reused (dedupe)."""
-    uow.flush()
-    task = uow.session.get(Task, event.task_id)
+    """Deputy takes over, CC rows are written, and an already-given approval is reused (dedupe).
+
+    The task's candidate rows already carry its due date (the projection writes them with it)."""
+    task = uow.row_in_session(Task, event.task_id)
     if task is None or task.status != "open":
         return
-    _mirror_due_date(uow, task)
     _hand_to_deputy(uow, task)
     _copy_in(uow, task, event.properties.get("bpm.cc"))
     _dedupe_approval(uow, task)
-
-
-def _mirror_due_date(uow, task: Task) -> None:
-    if task.due_at is not None:
-        uow.session.execute(update(TaskCandidate).where(TaskCandidate.task_id == task.id)
-                            .values(due_at=task.due_at).execution_options(synchronize_session=False))
 
 
 @handles(events.TaskCompleted)
@@ -336,8 +331,15 @@ def on_task_cancelled(event: events.TaskCancelled, uow) -> None:
 
 def set_candidates_open(uow, task_id: str, is_open: bool) -> None:
     """Closed tasks leave the per-group due-date index the inbox walks."""
-    uow.session.execute(update(TaskCandidate).where(TaskCandidate.task_id == task_id)
-                        .values(is_open=is_open).execution_options(synchronize_session=False))
+    uow.session.execute(_set_open_statement(), {"for_task": task_id, "open_now": is_open},
+                        execution_options={"synchronize_session": False})
+
+
+@functools.cache
+def _set_open_statement():
+    """Built once: it runs on every completion (building a statement costs about as much CPU as sending it)."""
+    table = TaskCandidate.__table__
+    return table.update().where(table.c.task_id == bindparam("for_task")).values(is_open=bindparam("open_now"))
 
 
 def _hand_to_deputy(uow, task: Task) -> None:
@@ -366,6 +368,7 @@ def _dedupe_approval(uow, task: Task) -> None:
     definition = _definition_of(uow, task)
     if not dedupe_enabled(definition):
         return
+    uow.flush()  # approving runs an engine step, which reads the instance's open tasks from the database
     earlier = uow.session.scalar(select(ApprovalRecord.id).where(
         ApprovalRecord.instance_id == task.instance_id, ApprovalRecord.actor == task.assignee,
         ApprovalRecord.outcome == "approved", ApprovalRecord.task_id != task.id))
@@ -379,9 +382,11 @@ def _dedupe_approval(uow, task: Task) -> None:
 
 
 def _definition_of(uow, task: Task) -> ProcessDefinition:
-    from bpm.services.instances import get_instance
-
-    return uow.session.get(ProcessDefinition, get_instance(uow, task.instance_id).definition_id)
+    """The task's definition; its instance may be new in this transaction (not flushed yet)."""
+    instance = uow.row_in_session(ProcessInstance, task.instance_id)
+    if instance is None:
+        raise NotFound(f"process instance '{task.instance_id}' not found")
+    return uow.session.get(ProcessDefinition, instance.definition_id)
 
 
 _DEDUPE: dict[tuple[int, str], bool] = {}

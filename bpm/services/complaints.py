@@ -116,6 +116,7 @@ def notify_directors(uow: UnitOfWork, ticket: Ticket, instance_id: str | None, a
 
 
 def _ticket_of(uow: UnitOfWork, instance_id: str) -> Ticket | None:
+    uow.flush()  # the instance and its record may be new in this transaction
     instance = uow.session.get(ProcessInstance, instance_id)
     if instance is None or instance.process_key != PROCESS or not instance.business_key:
         return None

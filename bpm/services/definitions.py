@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from bpm import engine
 from bpm.adapters.orm import ProcessDefinition
@@ -90,19 +91,27 @@ def _new_version(uow, process: engine.CompiledProcess, xml: str, checksum: str, 
     return row
 
 
-def latest_definition(uow: UnitOfWork, key: str) -> ProcessDefinition:
+# Loading a definition for running it: the BPMN text and the spec JSON are large and not needed once the parsed
+# spec is cached (bpm.services.definitions.runtime_for), so they are loaded on first access only.
+WITHOUT_TEXTS = (defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json))
+
+
+def latest_definition(uow: UnitOfWork, key: str, texts: bool = True) -> ProcessDefinition:
     row = uow.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                             .order_by(ProcessDefinition.version.desc()).limit(1))
+                             .order_by(ProcessDefinition.version.desc()).limit(1)
+                             .options(*(() if texts else WITHOUT_TEXTS)))
     if row is None:
         raise NotFound(f"process definition '{key}' not found")
     return row
 
 
-def get_definition(uow: UnitOfWork, key: str, version: int | None = None) -> ProcessDefinition:
+def get_definition(uow: UnitOfWork, key: str, version: int | None = None, texts: bool = True) -> ProcessDefinition:
+    """The latest or the given version; `texts=False` defers the BPMN and spec texts (commands that run it)."""
     if version is None:
-        return latest_definition(uow, key)
+        return latest_definition(uow, key, texts)
     row = uow.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key,
-                                                             ProcessDefinition.version == version))
+                                                             ProcessDefinition.version == version)
+                             .options(*(() if texts else WITHOUT_TEXTS)))
     if row is None:
         raise NotFound(f"version {version} of process definition '{key}' not found")
     return row
@@ -122,6 +131,24 @@ def list_versions(uow: UnitOfWork, key: str) -> list[ProcessDefinition]:
     if not rows:
         raise NotFound(f"process definition '{key}' not found")
     return rows
+
+
+# Process-level camunda:property giving user tasks without a due date of their own one (an ISO duration).
+DEFAULT_DUE = "bpm.defaultDue"
+_PROPERTIES: dict[tuple[int, str], dict[str, str]] = {}
+MAX_CACHED_PROPERTIES = 512
+
+
+def process_properties(definition: ProcessDefinition) -> dict[str, str]:
+    """The process-level camunda:properties of a definition version, parsed once per version; the BPMN text is
+    read only on the first call (hot paths load definitions without their large texts)."""
+    key = (definition.id, definition.checksum)
+    found = _PROPERTIES.get(key)
+    if found is None:
+        if len(_PROPERTIES) >= MAX_CACHED_PROPERTIES:
+            _PROPERTIES.clear()
+        found = _PROPERTIES[key] = engine.process_properties(definition.bpmn_xml, definition.key)
+    return found
 
 
 # Parsed specs per definition version: definitions never change, so a process keeps each one it has used.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from bpm import engine
 from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, User
@@ -35,7 +35,7 @@ from bpm.services.projection import record, replace_candidates
 
 UowFactory = Callable[[], UnitOfWork]
 
-DEFAULT_DUE = "bpm.defaultDue"
+DEFAULT_DUE = definitions.DEFAULT_DUE  # the process default, applied when a task is created (projection)
 REMIND_BEFORE = "bpm.remindBefore"
 OVERDUE_NOTIFY = "bpm.overdueNotify"
 OVERDUE_REPEAT = "bpm.overdueRepeat"
@@ -94,7 +94,7 @@ def check_policies(uow: UnitOfWork, rows: list[ProcessDefinition], _command=None
     for definition in rows:
         for element_id, task in (definition.model or {}).get("user_tasks", {}).items():
             problems += policy_problems(element_id, task.get("properties") or {}, now)
-        default_due = process_properties(definition).get(DEFAULT_DUE)
+        default_due = definitions.process_properties(definition).get(DEFAULT_DUE)
         if default_due:
             try:
                 engine.parse_duration(default_due, now)
@@ -111,13 +111,6 @@ def check_policies(uow: UnitOfWork, rows: list[ProcessDefinition], _command=None
 definitions.DEPLOY_HOOKS.append(check_policies)
 
 
-def process_properties(definition: ProcessDefinition) -> dict[str, str]:
-    return _process_properties(definition.id, definition.checksum, definition.bpmn_xml, definition.key)
-
-
-@functools.lru_cache(maxsize=512)
-def _process_properties(_definition_id: int, _checksum: str, bpmn_xml_text: str, key: str) -> dict[str, str]:
-    return engine.process_properties(bpmn_xml_text, key)
 
 
 # --- planning the deadlines of a new task ---
@@ -129,8 +122,6 @@ def plan_escalations(event: events.TaskCreated, uow: UnitOfWork) -> None:
     if task is None:
         return
     created = utc(task.created_at)
-    if task.due_at is None:
-        _apply_default_due(uow, task, event, created)
     policy = {k: v for k, v in (event.properties or {}).items() if k.startswith("bpm.") and v}
     if task.due_at is None or not policy:
         return
@@ -138,14 +129,6 @@ def plan_escalations(event: events.TaskCreated, uow: UnitOfWork) -> None:
         uow.session.add(TaskDeadline(task_id=task.id, instance_id=task.instance_id, kind=kind, due_at=due_at,
                                      status="waiting", repeat=repeat, fired_count=0, policy=policy,
                                      created_at=created))
-
-
-def _apply_default_due(uow: UnitOfWork, task: Task, event: events.TaskCreated, created: datetime) -> None:
-    instance = uow.row_in_session(ProcessInstance, event.instance_id)
-    definition = uow.session.get(ProcessDefinition, instance.definition_id) if instance else None
-    default_due = process_properties(definition).get(DEFAULT_DUE) if definition else None
-    if default_due:
-        task.due_at = created + engine.parse_duration(default_due, created)
 
 
 def _deadlines(policy: dict[str, str], due: datetime) -> list[tuple[str, datetime, str | None]]:
@@ -257,7 +240,7 @@ def replan_reopened(uow: UnitOfWork, task: Task, open_task: engine.OpenTask) -> 
     except Exception:  # noqa: BLE001 - the assignment resolved when the task was created; keep its date then
         due = task.due_at
     if due is None:
-        default_due = process_properties(definition).get(DEFAULT_DUE)
+        default_due = definitions.process_properties(definition).get(DEFAULT_DUE)
         due = now + engine.parse_duration(default_due, now) if default_due else None
     change_due_date(uow, task, due, None, "reopened")
 
@@ -273,8 +256,15 @@ def cancel_on_cancellation(event: events.TaskCancelled, uow: UnitOfWork) -> None
 
 
 def _cancel_deadlines(uow: UnitOfWork, task_id: str) -> None:
-    waiting = update(TaskDeadline).where(TaskDeadline.task_id == task_id, TaskDeadline.status == "waiting")
-    uow.session.execute(waiting.values(status="cancelled"), execution_options={"synchronize_session": False})
+    uow.session.execute(_cancel_statement(), {"for_task": task_id}, execution_options={"synchronize_session": False})
+
+
+@functools.cache
+def _cancel_statement():
+    """Built once: it runs on every completion (building a statement costs about as much CPU as sending it)."""
+    table = TaskDeadline.__table__
+    return (table.update().where(table.c.task_id == bindparam("for_task"), table.c.status == "waiting")
+            .values(status="cancelled"))
 
 
 # --- firing due deadlines ---

@@ -51,7 +51,7 @@ def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
             existing = _find_idempotent(uow, cmd, request_hash)
             if existing is not None:
                 return StartResult(existing, created=False)
-        definition = definitions.get_definition(uow, cmd.process_key, cmd.version)
+        definition = definitions.get_definition(uow, cmd.process_key, cmd.version, texts=False)
         instance = _run_new_instance(uow, definition, cmd, request_hash)
         try:
             uow.commit()

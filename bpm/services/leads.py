@@ -160,6 +160,7 @@ def _pool_task(uow: UnitOfWork, lead: Lead) -> Task:
 
 
 def _lead_of(uow: UnitOfWork, instance_id: str) -> Lead | None:
+    uow.flush()  # the instance and its record may be new in this transaction
     instance = uow.session.get(ProcessInstance, instance_id)
     if instance is None or instance.process_key != PROCESS or not instance.business_key:
         return None

@@ -27,15 +27,19 @@ from bpm.adapters.orm import (
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
 from bpm.domain.errors import ValidationFailed
+from bpm.services import definitions
 
 DEFAULT_PRIORITY = 50
 
 
 def record(uow: UnitOfWork, instance_id: str, event: str, actor: str | None = None, *, element_id=None,
            element_name=None, task_id=None, data: dict[str, Any] | None = None) -> None:
-    uow.session.add(HistoryEntry(instance_id=instance_id, at=uow.clock.now(), event=event, actor=actor,
-                                 element_id=element_id, element_name=element_name, task_id=task_id,
-                                 data=data or {}))
+    """Append a history row. Rows are kept on the unit of work and written in recording order with one
+    multi-row INSERT when the transaction flushes or commits (bpm.adapters.unit_of_work.write_appended):
+    history is append-only, so no ORM object, identity map entry or RETURNING of ids is needed."""
+    uow.append_row(HistoryEntry.__table__, {
+        "instance_id": instance_id, "at": uow.clock.now(), "event": event, "actor": actor,
+        "element_id": element_id, "element_name": element_name, "task_id": task_id, "data": data or {}})
 
 
 def apply_snapshot(uow: UnitOfWork, instance: ProcessInstance, definition: ProcessDefinition,
@@ -142,6 +146,8 @@ def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
     now = uow.clock.now()
     declared = definition.model.get("user_tasks", {}).get(open_task.element_id, {})
     assignment = _resolve_or_reject(open_task, declared, now)
+    if assignment["due_at"] is None:
+        assignment["due_at"] = _default_due(definition, now)
     task = Task(id=open_task.id, instance_id=instance.id, process_key=instance.process_key,
                 business_key=instance.business_key, element_id=open_task.element_id,
                 name=open_task.name or open_task.element_id, status="open", created_at=now,
@@ -156,6 +162,12 @@ def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
                                    task.assignee, tuple(task.candidate_groups), tuple(task.candidate_users),
                                    declared.get("properties", {})))
     return task
+
+
+def _default_due(definition: ProcessDefinition, now: datetime) -> datetime | None:
+    """The process's `bpm.defaultDue` (validated at deploy) for a task that names no due date of its own."""
+    default_due = definitions.process_properties(definition).get(definitions.DEFAULT_DUE)
+    return now + engine.parse_duration(default_due, now) if default_due else None
 
 
 def _keep_in_session(uow, row) -> None:
@@ -173,10 +185,13 @@ def _null_unset_columns(row) -> None:
 
 
 def _add_candidates(uow, task: Task) -> None:
+    """One row per candidate group and user, carrying the task's due date and open state for the inbox walk
+    (kept in step afterwards by bpm.services.collaboration and escalation.change_due_date)."""
+    is_open = task.status == "open"
     for group in task.candidate_groups:
-        uow.session.add(TaskCandidate(task_id=task.id, kind="g", name=group))
+        uow.session.add(TaskCandidate(task_id=task.id, kind="g", name=group, due_at=task.due_at, is_open=is_open))
     for user in task.candidate_users:
-        uow.session.add(TaskCandidate(task_id=task.id, kind="u", name=user))
+        uow.session.add(TaskCandidate(task_id=task.id, kind="u", name=user, due_at=task.due_at, is_open=is_open))
 
 
 def replace_candidates(uow, task: Task) -> None:

@@ -194,6 +194,7 @@ def _var_dir(uow: UnitOfWork) -> Path:
 
 
 def _quote_of(uow: UnitOfWork, instance_id: str) -> Quote | None:
+    uow.flush()  # the instance and its record may be new in this transaction
     instance = uow.session.get(ProcessInstance, instance_id)
     if instance is None or not instance.business_key:
         return None
@@ -202,7 +203,7 @@ def _quote_of(uow: UnitOfWork, instance_id: str) -> Quote | None:
 
 def completed_variables(uow: UnitOfWork, task_id: str) -> dict[str, Any]:
     """The variables a task was completed with (from its history row, written in this same transaction)."""
-    uow.session.flush()
+    uow.flush()
     row = uow.session.scalar(select(HistoryEntry).where(HistoryEntry.task_id == task_id,
                                                         HistoryEntry.event == "task.completed")
                              .order_by(HistoryEntry.id.desc()).limit(1))

@@ -160,6 +160,7 @@ def _completion_query():
     return (select(Task, ProcessInstance, ProcessDefinition, pending.label("signers_pending"))
             .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .options(*definitions.WITHOUT_TEXTS)
             .where(Task.id == bindparam("task_id")))
 
 

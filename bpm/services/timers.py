@@ -10,6 +10,7 @@ timer off.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -63,6 +64,26 @@ def fire_due_timers(uow_factory: UowFactory, limit: int = 500) -> int:
             if connection is not None and connection.invalidated:
                 break  # the database went away: the next pass starts on a fresh connection
     return fired
+
+
+def fire_due_timers_for(uow_factory: UowFactory, seconds: float, poll_interval: float = 0.1,
+                        limit: int = 500) -> int:
+    """Fire due timers for about `seconds` of wall time: pass after pass while timers are due, and a poll every
+    `poll_interval` seconds while none is, so a timer waits at most one poll interval, not one scheduler tick.
+
+    The worker's periodic tick runs this with `seconds` just under the tick interval: one tick keeps watching
+    until the next arrives. A pass that started before the time ran out finishes (at most `limit` firings).
+    Returns how many timer occurrences fired."""
+    deadline = time.monotonic() + seconds
+    fired = 0
+    while True:
+        fired_now = fire_due_timers(uow_factory, limit)
+        fired += fired_now
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return fired
+        if not fired_now:
+            time.sleep(min(poll_interval, left))
 
 
 def due_timer_query(now: datetime, limit: int):
