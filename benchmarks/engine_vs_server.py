@@ -9,8 +9,9 @@ Each round measures, one after the other (so machine noise hits all of them alik
        complete, snapshot (serialize + open tasks + timers + waiting messages): the engine part of a command;
   (b)  the service layer on PostgreSQL: start_instance + 3 x complete_task, each its own UnitOfWork and
        transaction, with handlers, history and projection (the next task id is looked up outside the timing);
-  (b0) the same with every optimisation of BENCHMARKS.md switched off in-process (class Baseline): the original;
-  (b1) the same with only the latest round's service-layer optimisations switched off (engine changes stay on);
+  (b0) the same with the main service-layer optimisations of BENCHMARKS.md switched off in-process (class
+       Baseline: which ones, there);
+  (b1) the same with only the latest round's two main service-layer changes switched off (engine changes stay on);
   (c)  the same over HTTP through gunicorn (`bpm serve --workers 2` with a broker URL, so no embedded threads),
        4 client threads in a separate process; each client finds its next task through the approver's inbox
        (GET /tasks?business_key=...), so (c) includes 2 inbox reads per instance.
@@ -162,39 +163,46 @@ class ServiceLayer:
 class Baseline:
     """Switches service-layer optimisations off in-process, to measure the code as it was before them.
 
-    level "original": every service-layer optimisation of this benchmark off (row b0); level "previous": only
-    the ones of the latest round (issue 7: one query for task/instance/definition/signers, one query for the
-    projection's existing rows, both built once) off, i.e. the service code as it was measured before that round
-    (row b1). The engine is the shipped one in every row.
+    level "previous" (row b1): the two main changes of the latest round off: history rows are ORM objects
+    flushed with the command (INSERT ... RETURNING id) instead of appended rows written with one INSERT, and the
+    webhook subscriptions are read as ORM objects. Level "original" (row b0): also the first issue-7 round off
+    (one query for task/instance/definition/signers, one query for the projection's existing rows) and the
+    earlier ones (no read-back of new task rows). Smaller changes of the latest round (handler statements built
+    once, the engine's flat rounds, no flush in the TaskCreated handler) stay on in every row, as does the engine.
     """
 
     def __init__(self, level: str = "original"):
+        from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import projection, tasks, webhooks
 
         self.level = level
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
-                      tasks._load_for_completion, projection._existing_rows)
+                      tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row)
 
     def __enter__(self):
         from sqlalchemy import select
 
+        from bpm.adapters.orm import HistoryEntry
         from bpm.adapters.orm_integrations import WebhookSubscription
+        from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import projection, tasks, webhooks
 
-        tasks._load_for_completion = _load_one_by_one
-        projection._existing_rows = _existing_rows_one_by_one
+        UnitOfWork.append_row = lambda uow, _table, values: uow.session.add(HistoryEntry(**values))
+        webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
+            select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
         if self.level == "original":
+            tasks._load_for_completion = _load_one_by_one
+            projection._existing_rows = _existing_rows_one_by_one
             projection._null_unset_columns = lambda row: None
             projection._keep_in_session = lambda uow, row: None
-            webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
-                select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
         return self
 
     def __exit__(self, *exc):
+        from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import projection, tasks, webhooks
 
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
-         tasks._load_for_completion, projection._existing_rows) = self.saved
+         tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row) = self.saved
 
 
 def _load_one_by_one(uow, task_id: str):
@@ -313,8 +321,8 @@ def report(results, pure_sizes, ours_sizes, row_sizes, args) -> None:
     print("| path | steps/s (median) | ms per step | time per step vs (a) |")
     print("|---|---|---|---|")
     labels = {"a": "(a) pure SpiffWorkflow, full JSON", "a2": "(a2) bpm.engine, instance-only JSON",
-              "b0": "(b0) service layer, before any optimisation",
-              "b1": "(b1) service layer, before the issue-7 round", "b": "(b) service layer + PostgreSQL",
+              "b0": "(b0) service layer, main optimisations off",
+              "b1": "(b1) service layer, latest round off", "b": "(b) service layer + PostgreSQL",
               "c": f"(c) HTTP, gunicorn, {args.http_clients} clients"}
     for key, label in labels.items():
         if key in median:

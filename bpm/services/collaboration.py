@@ -330,7 +330,11 @@ def on_task_cancelled(event: events.TaskCancelled, uow) -> None:
 
 
 def set_candidates_open(uow, task_id: str, is_open: bool) -> None:
-    """Closed tasks leave the per-group due-date index the inbox walks."""
+    """Closed tasks leave the per-group due-date index the inbox walks (a task this transaction holds without
+    candidate groups or users has no rows there)."""
+    task = uow.row_in_session(Task, task_id, load=False)
+    if task is not None and not task.candidate_groups and not task.candidate_users:
+        return
     uow.session.execute(_set_open_statement(), {"for_task": task_id, "open_now": is_open},
                         execution_options={"synchronize_session": False})
 

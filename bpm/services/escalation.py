@@ -256,6 +256,12 @@ def cancel_on_cancellation(event: events.TaskCancelled, uow: UnitOfWork) -> None
 
 
 def _cancel_deadlines(uow: UnitOfWork, task_id: str) -> None:
+    """Waiting steps exist only while the task has a due date (planned from it, removed with it), so a task this
+    transaction holds without one has nothing to cancel; a step that slipped through a race is cancelled by the
+    scheduler when it finds the task closed."""
+    task = uow.row_in_session(Task, task_id, load=False)
+    if task is not None and task.due_at is None:
+        return
     uow.session.execute(_cancel_statement(), {"for_task": task_id}, execution_options={"synchronize_session": False})
 
 
