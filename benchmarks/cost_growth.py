@@ -124,16 +124,18 @@ def _document(key: str, body: list[str], di: list[str]) -> bytes:
 
 
 class EngineBaseline:
-    """The engine as before issue 7: every task query walks SpiffWorkflow's task tree, timers always refreshed."""
+    """The engine as before issue 7: every task query and every engine round walks SpiffWorkflow's task tree,
+    timers always refreshed."""
 
     def __enter__(self):
-        self.saved = (engine.tasks_in_state, engine._waits_for_timers)
+        self.saved = (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round)
         engine.tasks_in_state = lambda workflow, state, manual=None: workflow.get_tasks(state=state, manual=manual)
         engine._waits_for_timers = lambda workflow: True
+        engine._engine_round = lambda workflow: workflow._do_engine_steps()
         return self
 
     def __exit__(self, *exc):
-        engine.tasks_in_state, engine._waits_for_timers = self.saved
+        engine.tasks_in_state, engine._waits_for_timers, engine._engine_round = self.saved
 
 
 def engine_steps(spec_json: str, total: int) -> tuple[list[float], list[float], int]:

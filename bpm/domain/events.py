@@ -104,6 +104,25 @@ class TaskEscalated(_TaskEscalationEvent):
 
 
 @dataclass(frozen=True)
+class TaskDueChanged:
+    """A task's due date was set, moved or removed (over the API, or when a step sent back is reopened); its
+    escalation steps were planned again from the new date. `due_at` None: the task has no due date now."""
+
+    task_id: str
+    instance_id: str
+    process_key: str
+    element_id: str
+    name: str | None
+    assignee: str | None
+    due_at: Any
+    previous_due_at: Any
+    changed_by: str | None
+    reason: str
+    changed_at: Any
+    business_key: str | None = None
+
+
+@dataclass(frozen=True)
 class IncidentOpened:
     incident_id: int
     instance_id: str | None

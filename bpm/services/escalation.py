@@ -182,6 +182,8 @@ def change_due_date(uow: UnitOfWork, task: Task, due_at: datetime | None, actor:
            task_id=task.id, data={"from": before.isoformat() if before else None,
                                   "to": task.due_at.isoformat() if task.due_at else None, "reason": reason,
                                   "comment": comment, "planned": planned})
+    uow.publish(events.TaskDueChanged(task.id, task.instance_id, task.process_key, task.element_id, task.name,
+                                      task.assignee, task.due_at, before, actor, reason, now, task.business_key))
 
 
 def _policy_of(uow: UnitOfWork, task: Task) -> dict[str, str]:

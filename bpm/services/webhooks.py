@@ -33,6 +33,7 @@ EVENT_CLASSES = {
     "task.created": ("TaskCreated",),
     "task.completed": ("TaskCompleted",),
     "task.overdue": ("TaskOverdue",),
+    "task.due_changed": ("TaskDueChanged",),
     "incident.created": ("IncidentOpened", "IncidentCreated"),
 }
 EVENT_NAMES = tuple(EVENT_CLASSES)
@@ -240,7 +241,8 @@ def _active_query():
 
 def _dedupe_key(name: str, event: Any, subscription_id: int) -> str:
     subject = getattr(event, "task_id", None) or getattr(event, "instance_id", None) or id(event)
-    extra = getattr(event, "incident_id", None) or getattr(event, "due_at", None) or ""
+    extra = (getattr(event, "incident_id", None) or getattr(event, "changed_at", None)
+             or getattr(event, "due_at", None) or "")
     return f"webhook:{subscription_id}:{name}:{subject}:{extra}"[:255]
 
 

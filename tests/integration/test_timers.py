@@ -110,6 +110,35 @@ def test_firing_twice_fires_once(client, users, context):
     assert fired_elements(context, instance_id) == ["wait_day"]
 
 
+def test_a_worker_tick_keeps_watching_and_fires_a_timer_that_falls_due_during_it(client, users, context):
+    """The Celery tick runs `fire_due_timers_for`: a timer falling due in the middle of the tick is picked up at
+    the next poll, not at the next tick, and the tick ends once its time is spent."""
+    import time
+
+    deploy_fixture(client, users, "timer_intermediate")
+    instance_id = start(client, users, "timer_intermediate")
+    move_to(context, DAY - SECOND)
+    outcome = {}
+
+    def tick():
+        began = time.monotonic()
+        outcome["fired"] = timers.fire_due_timers_for(context.uow, seconds=1.5, poll_interval=0.05)
+        outcome["seconds"] = time.monotonic() - began
+
+    watcher = threading.Thread(target=tick)
+    watcher.start()
+    time.sleep(0.3)
+    assert fired_elements(context, instance_id) == []  # not due yet: the tick is polling
+    move_to(context, DAY)
+    deadline = time.monotonic() + 1.0
+    while not fired_elements(context, instance_id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fired_elements(context, instance_id) == ["wait_day"]  # picked up within the tick
+    watcher.join(timeout=10)
+    assert outcome["fired"] == 1
+    assert 1.5 <= outcome["seconds"] < 5
+
+
 def test_late_firing_records_the_lag(client, users, context):
     deploy_fixture(client, users, "timer_intermediate")
     instance_id = start(client, users, "timer_intermediate")

@@ -102,6 +102,38 @@ def test_failed_delivery_shows_in_the_log_and_can_be_redelivered(client, users, 
     assert missing.status_code == 404
 
 
+def test_a_moved_due_date_reaches_the_subscribers_of_task_due_changed(client, users, context):
+    from datetime import timedelta
+
+    from conftest import START, bpmn_fixture, deploy
+
+    moved = subscribe(client, users["ivan"], events=["task.due_changed"]).json
+    other = subscribe(client, users["ivan"], events=["task.overdue"]).json
+    deploy(client, users["admin"], bpmn_fixture("escalation_notify.bpmn"), "escalation_notify.bpmn")
+    started = client.post("/api/v1/process-definitions/escalation_notify/instances", headers=users["admin"],
+                          json={"business_key": "DUE-1"})
+    assert started.status_code == 201, started.json
+    from sqlalchemy import select
+
+    from bpm.adapters.orm import Task
+
+    with context.uow() as uow:
+        [task_id] = uow.session.scalars(select(Task.id).where(Task.business_key == "DUE-1"))
+    task = {"id": task_id}
+    for hours in (8, 6):
+        response = client.put(f"/api/v1/tasks/{task['id']}/due-date", headers=users["admin"],
+                              json={"due_at": (START + timedelta(hours=hours)).isoformat(), "comment": "moved"})
+        assert response.status_code == 200, response.json
+    first, second = sorted(deliveries(client, users["ivan"], moved["id"]), key=lambda d: d["id"])
+    assert first["event"] == "task.due_changed"
+    data = first["body"]["data"]
+    assert data["task_id"] == task["id"] and data["business_key"] == "DUE-1" and data["changed_by"] == "admin"
+    assert (data["previous_due_at"], data["due_at"]) == ((START + timedelta(hours=4)).isoformat(),
+                                                         (START + timedelta(hours=8)).isoformat())
+    assert second["body"]["data"]["due_at"] == (START + timedelta(hours=6)).isoformat()  # each change, not deduped
+    assert deliveries(client, users["ivan"], other["id"]) == []
+
+
 def test_overdue_and_incident_events_reach_their_subscribers(client, users, context):
     from bpm.domain import events
 

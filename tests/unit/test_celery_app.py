@@ -45,3 +45,24 @@ def test_bpm_worker_without_a_broker_explains_the_embedded_mode(monkeypatch, cap
 def test_optional_services_that_do_not_exist_are_skipped():
     assert tasks.optional_service("bpm.services.no_such_module", "run") is None
     assert tasks.call_optional("bpm.services.no_such_module", "run", limit=1) == 0
+
+
+def test_a_timer_tick_watches_until_shortly_before_the_next_one(monkeypatch):
+    """The tick calls the watching pass with its budget under the tick interval, polling well inside it."""
+    calls = []
+    monkeypatch.setattr(tasks, "call_optional", lambda module_name, name, **kwargs: calls.append((name, kwargs)) or 0)
+    tasks.fire_due_timers()
+    [(name, kwargs)] = calls
+    tick = module.celery_app.conf.beat_schedule["fire-due-timers"]["schedule"].total_seconds()
+    assert name == "fire_due_timers_for"
+    assert 0.5 * tick <= kwargs["seconds"] < tick
+    assert kwargs["poll_interval"] <= 0.2 * tick
+
+
+def test_the_engine_does_not_log_every_task_state_change():
+    """SpiffWorkflow logs each state change at INFO; a worker running at INFO must not pay for that."""
+    import logging
+
+    from bpm import engine  # noqa: F401 - importing the adapter configures the engine's loggers
+
+    assert logging.getLogger("spiff.task").getEffectiveLevel() >= logging.WARNING
