@@ -393,12 +393,12 @@ def _definition_of(uow, task: Task) -> ProcessDefinition:
     return uow.session.get(ProcessDefinition, instance.definition_id)
 
 
-_DEDUPE: dict[tuple[int, str], bool] = {}
+_DEDUPE: dict[tuple[int, str, str], bool] = {}
 
 
 def dedupe_enabled(definition: ProcessDefinition) -> bool:
     """Process-level camunda:property `bpm.dedupeApprovers` = true (read once per definition version)."""
-    key = (definition.id, definition.checksum)
+    key = (definition.id, definition.checksum, definition.key)
     if key not in _DEDUPE:
         _DEDUPE[key] = _process_property(definition, "bpm.dedupeApprovers") == "true"
     return _DEDUPE[key]

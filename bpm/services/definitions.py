@@ -135,14 +135,14 @@ def list_versions(uow: UnitOfWork, key: str) -> list[ProcessDefinition]:
 
 # Process-level camunda:property giving user tasks without a due date of their own one (an ISO duration).
 DEFAULT_DUE = "bpm.defaultDue"
-_PROPERTIES: dict[tuple[int, str], dict[str, str]] = {}
+_PROPERTIES: dict[tuple[int, str, str], dict[str, str]] = {}
 MAX_CACHED_PROPERTIES = 512
 
 
 def process_properties(definition: ProcessDefinition) -> dict[str, str]:
     """The process-level camunda:properties of a definition version, parsed once per version; the BPMN text is
     read only on the first call (hot paths load definitions without their large texts)."""
-    key = (definition.id, definition.checksum)
+    key = (definition.id, definition.checksum, definition.key)  # one upload holds several processes
     found = _PROPERTIES.get(key)
     if found is None:
         if len(_PROPERTIES) >= MAX_CACHED_PROPERTIES:
@@ -152,13 +152,13 @@ def process_properties(definition: ProcessDefinition) -> dict[str, str]:
 
 
 # Parsed specs per definition version: definitions never change, so a process keeps each one it has used.
-_RUNTIMES: OrderedDict[tuple[int, str, bool], engine.ProcessRuntime] = OrderedDict()
+_RUNTIMES: OrderedDict[tuple[int, str, str, bool], engine.ProcessRuntime] = OrderedDict()
 _RUNTIMES_LOCK = threading.Lock()
 MAX_CACHED_RUNTIMES = 256
 
 
 def runtime_for(definition: ProcessDefinition, allow_scripts: bool = False) -> engine.ProcessRuntime:
-    key = (definition.id, definition.checksum, allow_scripts)
+    key = (definition.id, definition.checksum, definition.key, allow_scripts)
     with _RUNTIMES_LOCK:
         runtime = _RUNTIMES.get(key)
         if runtime is not None:

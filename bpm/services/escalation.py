@@ -111,8 +111,6 @@ def check_policies(uow: UnitOfWork, rows: list[ProcessDefinition], _command=None
 definitions.DEPLOY_HOOKS.append(check_policies)
 
 
-
-
 # --- planning the deadlines of a new task ---
 
 
