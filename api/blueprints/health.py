@@ -24,7 +24,7 @@ class Ready(MethodView):
     def get(self):
         """The process can reach its database."""
         try:
-            with server().engine.connect() as connection:
+            with server().engine.begin() as connection:  # COMMIT: a ROLLBACK drops the connection's prepared statements
                 connection.execute(text("SELECT 1"))
         except Exception as error:  # noqa: BLE001 - any failure means not ready
             response = jsonify(status="unavailable", database=str(error).split("\n")[0])

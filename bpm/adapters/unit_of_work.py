@@ -36,9 +36,11 @@ class UnitOfWork:
         self._depth += 1
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._depth -= 1
         if self._depth == 0:
+            if exc_type is None and _read_only(self.session):
+                _end_read_only(self.session)
             # close() rolls back whatever was not committed and detaches objects without expiring them,
             # so callers can still read what a service returned.
             self.session.close()
@@ -92,6 +94,38 @@ class UnitOfWork:
 
 
 APPENDED = "appended_rows"
+WROTE = "bpm_wrote"  # on the connection's info: a statement other than SELECT ran in this transaction
+
+
+def _read_only(session: Session) -> bool:
+    """Whether the session's open transaction only read: no ORM change pending, no row queued, and every
+    statement it sent was a SELECT. Such a transaction is ended with COMMIT instead of ROLLBACK: the same for
+    the data, but psycopg drops every prepared statement of the connection on ROLLBACK, so a read-only request
+    (an inbox page) would otherwise make the next commands on that connection parse and plan each statement
+    again. Anything else (a write, an unflushed change, an error) is still rolled back."""
+    if not session.in_transaction() or session.new or session.dirty or session.deleted:
+        return False
+    if session.info.get(APPENDED):
+        return False
+    return not session.connection().info.get(WROTE, True)
+
+
+def _end_read_only(session: Session) -> None:
+    try:
+        session.commit()  # nothing was written: COMMIT ends it like ROLLBACK would, see _read_only
+    except Exception:  # noqa: BLE001 - a transaction that cannot commit is rolled back by close(), as before
+        session.rollback()
+
+
+@event.listens_for(Engine, "begin")
+def _transaction_begins(connection) -> None:
+    connection.info[WROTE] = False
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_writes(connection, _cursor, statement: str, *_rest) -> None:
+    if not connection.info.get(WROTE) and statement.lstrip()[:6].upper() != "SELECT":
+        connection.info[WROTE] = True
 
 
 def write_appended(session: Session) -> None:
