@@ -1,0 +1,100 @@
+"""Where a service step's time goes: wall time, this process's CPU and the PostgreSQL backends' CPU per step.
+
+    .venv/bin/python benchmarks/service_cpu.py [--instances 150] [--rounds 3]
+
+Runs the (b) row of benchmarks/engine_vs_server.py (start + 3 completions of the 3-approval process through the
+services, each its own transaction) on its own database and reads the CPU of the database's backends from
+/proc (PostgreSQL must run on this machine). Alternates two modes in each round:
+- "rollback reads": read-only units of work end with ROLLBACK, as before the fix (psycopg then drops every
+  prepared statement of the connection, so statements are parsed and planned again), and the next-task lookup
+  rolls back too;
+- "shipped": read-only units of work end with COMMIT (bpm.adapters.unit_of_work._read_only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from contextlib import contextmanager
+
+import psycopg
+from _common import _admin_conninfo, private_database, seed
+from engine_vs_server import STEPS_PER_INSTANCE, ServiceLayer
+from sqlalchemy import text
+
+from bpm.adapters import unit_of_work
+
+
+def backend_cpu_seconds(url: str, database: str) -> float:
+    with psycopg.connect(_admin_conninfo(url), autocommit=True) as connection:
+        pids = [row[0] for row in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def rollback_reads(layer: ServiceLayer):
+    """The code before the fix: read-only transactions and the lookup end with ROLLBACK."""
+    saved_check, saved_lookup = unit_of_work._read_only, layer.open_task
+
+    def lookup(instance_id: str) -> str:
+        with layer.context.engine.connect() as connection:
+            return connection.execute(text("SELECT id FROM tasks WHERE instance_id = :i AND status = 'open'"),
+                                      {"i": instance_id}).scalar_one()
+
+    unit_of_work._read_only = lambda session: False
+    layer.open_task = lookup
+    try:
+        yield
+    finally:
+        unit_of_work._read_only, layer.open_task = saved_check, saved_lookup
+
+
+def measure(layer: ServiceLayer, url: str, database: str, instances: int) -> tuple[float, float, float]:
+    """(wall ms, client CPU ms, backend CPU ms) per step, the next-task lookups included."""
+    backend, cpu, wall = backend_cpu_seconds(url, database), time.process_time(), time.perf_counter()
+    for _ in range(instances):
+        layer.run_instance()
+    steps = instances * STEPS_PER_INSTANCE
+    return ((time.perf_counter() - wall) * 1000 / steps, (time.process_time() - cpu) * 1000 / steps,
+            (backend_cpu_seconds(url, database) - backend) * 1000 / steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instances", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with private_database("bench_service_cpu") as (url, database):
+        seed(url)
+        layer = ServiceLayer(url)
+        for _ in range(20):
+            layer.run_instance()
+        results: dict[str, list[tuple[float, float, float]]] = {"rollback reads": [], "shipped": []}
+        for round_number in range(args.rounds):
+            order = ["rollback reads", "shipped"] if round_number % 2 == 0 else ["shipped", "rollback reads"]
+            for mode in order:
+                if mode == "shipped":
+                    results[mode].append(measure(layer, url, database, args.instances))
+                else:
+                    with rollback_reads(layer):
+                        results[mode].append(measure(layer, url, database, args.instances))
+        layer.context.engine.dispose()
+    print(f"{args.rounds} rounds x {args.instances} instances per mode; medians per step (lookups included):")
+    for mode, rows in results.items():
+        wall, cpu, backend = (statistics.median(column) for column in zip(*rows, strict=True))
+        print(f"  {mode:15s} wall {wall:6.2f} ms   client CPU {cpu:5.2f} ms   "
+              f"PostgreSQL backends CPU {backend:5.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
