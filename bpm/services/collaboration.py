@@ -335,8 +335,7 @@ def set_candidates_open(uow, task_id: str, is_open: bool) -> None:
     task = uow.row_in_session(Task, task_id, load=False)
     if task is not None and not task.candidate_groups and not task.candidate_users:
         return
-    uow.session.execute(_set_open_statement(), {"for_task": task_id, "open_now": is_open},
-                        execution_options={"synchronize_session": False})
+    uow.session.execute(_set_open_statement(), {"for_task": task_id, "open_now": is_open})
 
 
 @functools.cache

@@ -262,7 +262,7 @@ def _cancel_deadlines(uow: UnitOfWork, task_id: str) -> None:
     task = uow.row_in_session(Task, task_id, load=False)
     if task is not None and task.due_at is None:
         return
-    uow.session.execute(_cancel_statement(), {"for_task": task_id}, execution_options={"synchronize_session": False})
+    uow.session.execute(_cancel_statement(), {"for_task": task_id})
 
 
 @functools.cache

@@ -91,13 +91,7 @@ def record_failure(uow_factory: Callable[[], UnitOfWork], job: Job, error: BaseE
     uow = uow_factory()
     with uow:
         now = uow.clock.now()
-        incident = open_incident(uow, job.kind, job.id)
-        if incident is None:
-            incident = Incident(instance_id=job.instance_id, process_key=job.process_key, job_kind=job.kind,
-                                job_id=job.id, retries=0, created_at=now)
-            uow.session.add(incident)
-        else:
-            incident.retries += 1
+        incident = _open_or_count_again(uow, job, now)
         # The element that failed (a gateway after the timer ...) is more useful than the job's own element.
         if getattr(error, "element_id", None):
             incident.element_id, incident.element_name = error.element_id, getattr(error, "element_name", None)
@@ -116,12 +110,8 @@ def record_failure(uow_factory: Callable[[], UnitOfWork], job: Job, error: BaseE
         return incident
 
 
-def open_in_transaction(uow: UnitOfWork, job: Job, message: str, *, announce: bool = True) -> Incident:
-    """Open (or update) the incident of `job` inside the caller's transaction, for jobs that keep their own
-    retry schedule (outbox deliveries): no automatic retry from here, only POST /incidents/{id}/retry.
-
-    The instance named by the job is not marked: the instance itself is not stuck."""
-    now = uow.clock.now()
+def _open_or_count_again(uow: UnitOfWork, job: Job, now) -> Incident:
+    """The job's open incident with one more failure counted, or a new one (retries 0) added to the session."""
     incident = open_incident(uow, job.kind, job.id)
     if incident is None:
         incident = Incident(instance_id=job.instance_id, process_key=job.process_key, job_kind=job.kind,
@@ -129,6 +119,16 @@ def open_in_transaction(uow: UnitOfWork, job: Job, message: str, *, announce: bo
         uow.session.add(incident)
     else:
         incident.retries += 1
+    return incident
+
+
+def open_in_transaction(uow: UnitOfWork, job: Job, message: str, *, announce: bool = True) -> Incident:
+    """Open (or update) the incident of `job` inside the caller's transaction, for jobs that keep their own
+    retry schedule (outbox deliveries): no automatic retry from here, only POST /incidents/{id}/retry.
+
+    The instance named by the job is not marked: the instance itself is not stuck."""
+    now = uow.clock.now()
+    incident = _open_or_count_again(uow, job, now)
     incident.element_id, incident.element_name = job.element_id, job.element_name
     incident.message = message[:MAX_MESSAGE]
     incident.last_failed_at, incident.next_attempt_at = now, None

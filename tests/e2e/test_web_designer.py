@@ -7,17 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 from conftest import FIXTURES
-from webui_support import browser, deploy_file, live_server, open_page, screenshot  # noqa: F401
+from webui_support import EXPENSE, browser, deploy_file, live_server, open_page, playwright_expect, screenshot  # noqa: F401
 
 pytestmark = pytest.mark.browser
-
-EXPENSE = FIXTURES / "bpmn" / "expense_approval.bpmn"
-
-
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect
 
 
 def _set(page, test_id: str, value: str) -> None:
@@ -34,7 +26,7 @@ def _open_modeler(open_page, url):  # noqa: F811
 
 
 def test_designer_draws_configures_and_deploys_a_process(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = _open_modeler(open_page, live_server.url)
     box = page.locator("#canvas").bounding_box()
     page.click("#canvas", position={"x": box["width"] - 40, "y": box["height"] - 40})  # selects the process
@@ -84,7 +76,7 @@ MIDDLE_OF_CONNECTION = """id => {
 def test_drawn_process_is_deployed_started_and_explained_in_the_viewer(open_page, live_server):  # noqa: F811
     """Draw review -> gateway -> (large: a 2-hour timer, then a finance check | small: the end), deploy it,
     start it, and follow the instance: the gateway's expression, the value it read, the branch and the timer."""
-    expect = _expect()
+    expect = playwright_expect()
     page = _open_modeler(open_page, live_server.url)
     box = page.locator("#canvas").bounding_box()
     page.click("#canvas", position={"x": box["width"] - 40, "y": box["height"] - 40})
@@ -158,7 +150,7 @@ def test_drawn_process_is_deployed_started_and_explained_in_the_viewer(open_page
 
 
 def test_server_validation_error_marks_the_element(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = _open_modeler(open_page, live_server.url)
     page.locator("[data-element-id=flow_2] .djs-hit").click(force=True)
     _set(page, "prop-condition", "__import__('os').system('true')")
@@ -183,7 +175,7 @@ def _instance_through_the_gateway(live_server):  # noqa: F811
 
 @pytest.mark.parametrize("width", [375, 1280])
 def test_instance_viewer_explains_the_decision(open_page, live_server, width):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     instance_id = _instance_through_the_gateway(live_server)
     page = open_page("dora", width=width)
     page.goto(f"{live_server.url}/instances/{instance_id}")
@@ -208,7 +200,7 @@ def test_instance_viewer_explains_the_decision(open_page, live_server, width):  
 
 
 def test_form_editor_and_designer_pages_load(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = open_page("dora")
     page.goto(f"{live_server.url}/designer")
     expect(page.locator("[data-testid=definitions]")).to_be_visible()
@@ -219,7 +211,7 @@ def test_form_editor_and_designer_pages_load(open_page, live_server):  # noqa: F
 
 
 def test_form_editor_saves_a_form_and_shows_it_after_reload(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = open_page("dora")
     page.goto(f"{live_server.url}/designer/forms")
     page.select_option("#form-list", "quote_approve")
@@ -248,7 +240,7 @@ def test_form_editor_saves_a_form_and_shows_it_after_reload(open_page, live_serv
 
 
 def test_form_editor_refuses_a_bad_key_and_saves_a_new_form(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = open_page("dora")
     page.goto(f"{live_server.url}/designer/forms")
     expect(page.locator("[data-testid=form-editor] .fjs-element[data-id]").first).to_be_visible()
@@ -265,7 +257,7 @@ def test_form_editor_refuses_a_bad_key_and_saves_a_new_form(open_page, live_serv
 def test_modeler_runs_a_scenario_before_deploying(open_page, live_server):  # noqa: F811
     if not live_server.has_endpoint("post", "/api/v1/simulations"):
         pytest.skip("the simulation API is not in this server yet")
-    expect = _expect()
+    expect = playwright_expect()
     page = _open_modeler(open_page, live_server.url)
     page.click("#simulate")
     page.click("#scenario-dialog button[value=ok]")  # the offered scenario completes "review"
@@ -274,7 +266,7 @@ def test_modeler_runs_a_scenario_before_deploying(open_page, live_server):  # no
 
 
 def test_instance_viewer_shows_waiting_timers(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     deploy_file(live_server, FIXTURES / "bpmn" / "timer_boundary.bpmn")
     instance = live_server.start("timer_boundary", user="alice", business_key="TIMER-1")
     assert {t["element_id"] for t in instance["timers"]} >= {"deadline"}
@@ -291,12 +283,12 @@ def test_swagger_ui_is_served_from_the_npm_package(browser, live_server):  # noq
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{live_server.url}/api/docs")
-    _expect()(page.locator(".swagger-ui .info .title")).to_contain_text("BPM process server")
+    playwright_expect()(page.locator(".swagger-ui .info .title")).to_contain_text("BPM process server")
     context.close()
 
 
 def test_designer_lists_versions_and_what_changed(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     deploy_file(live_server, FIXTURES / "bpmn" / "versioned_v1.bpmn")
     deploy_file(live_server, FIXTURES / "bpmn" / "versioned_v2.bpmn")
     page = open_page("dora")

@@ -5,23 +5,20 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import FIXTURES, REPO
-from webui_support import browser, deploy_file, live_server, login, open_page, screenshot  # noqa: F401
+from conftest import REPO
+from webui_support import (  # noqa: F401
+    EXPENSE,
+    browser,
+    deploy_file,
+    expense_process,
+    live_server,
+    login,
+    open_page,
+    playwright_expect,
+    screenshot,
+)
 
-pytestmark = pytest.mark.browser
-
-EXPENSE = FIXTURES / "bpmn" / "expense_approval.bpmn"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def expense_process(live_server):  # noqa: F811
-    deploy_file(live_server, EXPENSE)
-
-
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("expense_process")]
 
 
 def _search(page, text):
@@ -42,12 +39,12 @@ def test_login_refuses_a_wrong_token(browser, live_server):  # noqa: F811
     page.fill("#username", "alice")
     page.fill("#token", "demo-wrong")
     page.click("button[type=submit]")
-    _expect()(page.locator(".problem")).to_contain_text("Unknown user or token")
+    playwright_expect()(page.locator(".problem")).to_contain_text("Unknown user or token")
     context.close()
 
 
 def test_approver_completes_a_task_and_it_leaves_the_inbox(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="WEB-1", amount=5000)
     page = open_page("alice")
     row = _task_row(page, "WEB-1")
@@ -74,7 +71,7 @@ def test_approver_completes_a_task_and_it_leaves_the_inbox(open_page, live_serve
 
 
 def test_keyboard_moves_and_opens_tasks(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="KEY-1", amount=10)
     live_server.start("expense_approval", business_key="KEY-2", amount=20)
     page = open_page("alice")
@@ -95,7 +92,7 @@ def test_keyboard_moves_and_opens_tasks(open_page, live_server):  # noqa: F811
 def test_reject_asks_for_a_reason_and_records_it(open_page, live_server):  # noqa: F811
     if not live_server.has_endpoint("post", "/api/v1/tasks/{task_id}/reject"):
         pytest.skip("the reject operation is not in this server's API yet")
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="REJ-1", amount=50)
     page = open_page("alice")
     _task_row(page, "REJ-1").locator("a").click()
@@ -114,7 +111,7 @@ def test_reject_asks_for_a_reason_and_records_it(open_page, live_server):  # noq
 def test_delegated_task_shows_in_the_delegatees_inbox(open_page, live_server):  # noqa: F811
     if not live_server.has_endpoint("post", "/api/v1/tasks/{task_id}/delegate"):
         pytest.skip("the delegate operation is not in this server's API yet")
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="DEL-1", amount=50)
     page = open_page("alice")
     _task_row(page, "DEL-1").locator("a").click()
@@ -129,14 +126,14 @@ def test_delegated_task_shows_in_the_delegatees_inbox(open_page, live_server):  
 
 
 def test_api_errors_are_shown_not_swallowed(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = open_page("alice")
     page.goto(f"{live_server.url}/tasks/does-not-exist")
     expect(page.locator("[data-testid=problem]").first).to_be_visible()
 
 
 def test_chinese_is_chosen_from_the_browser_and_switchable(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="ZH-1", amount=5)
     page = open_page("alice", width=375, locale="zh-CN")
     expect(page.locator("nav")).to_contain_text("待办")
@@ -165,7 +162,7 @@ def test_screenshots_of_inbox_and_task(open_page, live_server, width):  # noqa: 
 
 
 def test_search_and_a_saved_filter(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="FIND-ME-1", amount=5)
     live_server.start("expense_approval", business_key="OTHER-9", amount=5)
     page = open_page("alice")
@@ -186,7 +183,7 @@ def test_search_and_a_saved_filter(open_page, live_server):  # noqa: F811
 
 
 def test_comment_and_attachment_on_a_task(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="NOTE-1", amount=5)
     page = open_page("alice")
     _task_row(page, "NOTE-1").locator("a").click()
@@ -202,7 +199,7 @@ def test_comment_and_attachment_on_a_task(open_page, live_server):  # noqa: F811
 
 
 def test_task_form_is_rendered_and_its_data_sent_with_the_approval(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     deploy_file(live_server, REPO / "processes" / "quote_approval.bpmn")
     instance = live_server.start("quote_approval", business_key="Q-FORM-1", amount=1000, discount=5,
                                  account_manager="alice", customer="ACME")
@@ -220,7 +217,7 @@ def test_task_form_is_rendered_and_its_data_sent_with_the_approval(open_page, li
 
 
 def test_a_key_approves_the_selected_task_from_the_inbox(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="KEY-A-1", amount=5)
     page = open_page("alice")
     _search(page, "KEY-A-1")
@@ -232,7 +229,7 @@ def test_a_key_approves_the_selected_task_from_the_inbox(open_page, live_server)
 
 
 def test_send_back_is_confirmed_and_returns_the_task(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     instance = live_server.start("expense_approval", business_key="BACK-1", amount=5)
     [task] = instance["open_tasks"]
     assert live_server.api("POST", f"/tasks/{task['id']}/claim", "alice").status_code == 200
@@ -252,7 +249,7 @@ def test_send_back_is_confirmed_and_returns_the_task(open_page, live_server):  #
 
 
 def test_bulk_approve_gives_a_result_per_task(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="BULK-1", amount=5)
     live_server.start("expense_approval", business_key="BULK-2", amount=5)
     page = open_page("alice")
@@ -273,7 +270,7 @@ def test_bulk_approve_gives_a_result_per_task(open_page, live_server):  # noqa: 
 
 
 def test_out_of_office_deputy_is_set_and_removed(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     page = open_page("bob")
     expect(page.locator("[data-testid=deputy]")).to_contain_text("No deputy")
     page.click("[data-testid=deputy-edit]")
@@ -290,7 +287,7 @@ def test_out_of_office_deputy_is_set_and_removed(open_page, live_server):  # noq
 
 
 def test_copied_in_user_sees_the_task_read_only(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     xml = EXPENSE.read_text().replace(
         'camunda:dueDate="P2D">',
         'camunda:dueDate="P2D"><bpmn:extensionElements><camunda:properties>'
@@ -340,14 +337,14 @@ def _events(live_server, instance_id):  # noqa: F811
 
 def _goto_task(page, live_server, task_id):  # noqa: F811
     page.goto(f"{live_server.url}/tasks/{task_id}")
-    _expect()(page.locator("#actions button").first).to_be_visible()
+    playwright_expect()(page.locator("#actions button").first).to_be_visible()
 
 
 # --- 转办 transfer, 加签/减签 add/remove signer, assign, 催办 urge, 撤回 withdraw, 委派 resolve ---------------------
 
 
 def test_transfer_moves_the_task_to_another_person_for_good(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="TRANS-1", amount=50)
     page = open_page("alice")
     _task_row(page, "TRANS-1").locator("a").click()
@@ -372,7 +369,7 @@ def test_transfer_moves_the_task_to_another_person_for_good(open_page, live_serv
 
 
 def test_add_a_signer_after_me_then_remove_them(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="SIGN-1", amount=50)
     page = open_page("alice")
     _task_row(page, "SIGN-1").locator("a").click()
@@ -406,7 +403,7 @@ def test_add_a_signer_after_me_then_remove_them(open_page, live_server):  # noqa
 
 
 def test_admin_assigns_a_task_to_someone(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="ASSIGN-1", amount=50)
     task = _open_task_of(live_server, "ASSIGN-1")
     alice = open_page("alice")  # a candidate is not offered "assign"
@@ -430,7 +427,7 @@ def test_admin_assigns_a_task_to_someone(open_page, live_server):  # noqa: F811
 
 
 def test_supervisor_reassigns_their_reports_task(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="ASSIGN-2", amount=50)
     task = _open_task_of(live_server, "ASSIGN-2")
     assert live_server.api("POST", f"/tasks/{task['id']}/assign", "admin", json={"assignee": "tina"}).ok
@@ -453,7 +450,7 @@ def test_supervisor_reassigns_their_reports_task(open_page, live_server):  # noq
 
 
 def test_initiator_urges_and_a_second_urge_is_refused_with_the_reason(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", user="bob", business_key="URGE-1", amount=50)
     task = _open_task_of(live_server, "URGE-1")
     page = open_page("bob")
@@ -474,7 +471,7 @@ def test_initiator_urges_and_a_second_urge_is_refused_with_the_reason(open_page,
 
 
 def test_initiator_withdraws_before_anyone_acted(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", user="bob", business_key="WITHDRAW-1", amount=50)
     task = _open_task_of(live_server, "WITHDRAW-1")
     page = open_page("bob")
@@ -495,7 +492,7 @@ def test_initiator_withdraws_before_anyone_acted(open_page, live_server):  # noq
 
 
 def test_withdraw_after_the_next_step_acted_shows_why_not(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", user="bob", business_key="WITHDRAW-2", amount=50)
     first = _open_task_of(live_server, "WITHDRAW-2")
     assert live_server.api("POST", f"/tasks/{first['id']}/approve", "alice", json={}).status_code == 200
@@ -509,7 +506,7 @@ def test_withdraw_after_the_next_step_acted_shows_why_not(open_page, live_server
 
 
 def test_delegatee_returns_the_task_and_the_owner_finishes_it(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="RESOLVE-1", amount=50)
     task = _open_task_of(live_server, "RESOLVE-1")
     assert live_server.api("POST", f"/tasks/{task['id']}/claim", "alice").status_code == 200
@@ -539,7 +536,7 @@ def test_delegatee_returns_the_task_and_the_owner_finishes_it(open_page, live_se
 
 
 def test_a_task_is_approved_on_a_phone(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", business_key="PHONE-1", amount=50)
     page = open_page("alice", width=390, height=844)
     row = _task_row(page, "PHONE-1")

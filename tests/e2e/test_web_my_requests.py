@@ -5,23 +5,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import FIXTURES
-from webui_support import browser, deploy_file, live_server, login, open_page, screenshot  # noqa: F401
+from webui_support import (  # noqa: F401
+    EXPENSE,
+    browser,
+    expense_process,
+    live_server,
+    login,
+    open_page,
+    playwright_expect,
+    screenshot,
+)
 
-pytestmark = pytest.mark.browser
-
-EXPENSE = FIXTURES / "bpmn" / "expense_approval.bpmn"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def expense_process(live_server):  # noqa: F811
-    deploy_file(live_server, EXPENSE)
-
-
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("expense_process")]
 
 
 def _my_requests(page, live_server):  # noqa: F811
@@ -44,7 +39,7 @@ def _fits_the_width(page) -> bool:
 
 
 def test_initiator_sees_the_request_with_its_current_step_and_others_do_not(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     started = live_server.start("expense_approval", user="tina", business_key="MINE-1", amount=50)
     page = open_page("tina")
     _my_requests(page, live_server)
@@ -73,7 +68,7 @@ def test_initiator_sees_the_request_with_its_current_step_and_others_do_not(open
 
 
 def test_initiator_urges_and_a_second_urge_shows_the_rate_limit(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     started = live_server.start("expense_approval", user="sam", business_key="MINE-URGE", amount=50)
     page = open_page("sam")
     _my_requests(page, live_server)
@@ -91,7 +86,7 @@ def test_initiator_urges_and_a_second_urge_shows_the_rate_limit(open_page, live_
 
 
 def test_initiator_withdraws_before_anyone_acted(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     started = live_server.start("expense_approval", user="sam", business_key="MINE-WD", amount=50)
     page = open_page("sam")
     _my_requests(page, live_server)
@@ -117,7 +112,7 @@ def test_initiator_withdraws_before_anyone_acted(open_page, live_server):  # noq
 
 
 def test_withdraw_after_the_next_step_acted_shows_the_servers_reason(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     started = live_server.start("expense_approval", user="sam", business_key="MINE-LATE", amount=50)
     [task] = live_server.api("GET", f"/process-instances/{started['id']}", "sam").json()["open_tasks"]
     assert live_server.api("POST", f"/tasks/{task['id']}/approve", "alice", json={}).status_code == 200
@@ -133,7 +128,7 @@ def test_withdraw_after_the_next_step_acted_shows_the_servers_reason(open_page, 
 
 
 def test_a_step_past_its_due_date_is_marked_overdue(open_page, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     late = (EXPENSE.read_text().replace('id="expense_approval" name="Expense approval"',
                                         'id="late_expense" name="Late expense"')
             .replace('camunda:dueDate="P2D"', 'camunda:dueDate="2020-01-06T09:00:00Z"'))
@@ -152,7 +147,7 @@ def test_a_step_past_its_due_date_is_marked_overdue(open_page, live_server):  # 
 
 
 def test_the_page_speaks_chinese(browser, live_server):  # noqa: F811
-    expect = _expect()
+    expect = playwright_expect()
     live_server.start("expense_approval", user="tina", business_key="MINE-ZH", amount=50)
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()

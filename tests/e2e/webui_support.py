@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, service_missing
+from conftest import FIXTURES, REPO, service_missing
 from werkzeug.serving import make_server
 
 from api import create_app
@@ -146,3 +146,19 @@ def screenshot(page, name: str) -> Path:
 def deploy_file(live_server: LiveServer, path: Path) -> None:
     response = live_server.api("POST", "/process-definitions", "dora", files={"file": (path.name, path.read_bytes())})
     assert response.status_code == 201, response.text
+
+
+EXPENSE = FIXTURES / "bpmn" / "expense_approval.bpmn"
+
+
+@pytest.fixture(scope="module")
+def expense_process(live_server):
+    """The expense approval process, deployed once per test module (`pytest.mark.usefixtures`)."""
+    deploy_file(live_server, EXPENSE)
+
+
+def playwright_expect():
+    """Playwright's `expect`, imported when a browser test runs (collection works without Playwright)."""
+    from playwright.sync_api import expect
+
+    return expect
