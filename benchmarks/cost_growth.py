@@ -7,19 +7,23 @@ recurses once per element of a chain: bpm.engine compiles, and runs the steps of
 with a deep stack), a loop (one user task and an exclusive gateway looping back 500 times, the case where
 completed tasks pile up in the instance) and one process with a 100-way parallel multi-instance user task,
 deploys them, and for one instance of each measures every completion:
-  engine:  CPU time of bpm.engine restore -> complete -> snapshot on the instance-only JSON (no database), every
-           step twice on the same state: with the engine-side optimisations of issue 7 switched off in-process
-           (EngineBaseline: every task query a SpiffWorkflow tree walk) and as shipped;
+  engine:  CPU time of bpm.engine restore -> complete -> snapshot on the instance-only JSON (no database), for
+           two instances moved in turns: one with the engine-side optimisations of issue 7 switched off
+           in-process (EngineBaseline: every task query a SpiffWorkflow tree walk, no archive, SpiffWorkflow's
+           full path prediction) and one as shipped;
   service: tasks.complete_task on PostgreSQL (its own transaction; the next task id is looked up outside).
 Reports per-step time at the start (first 10 % of the steps, at least the first 3) and at the end (last
-10 %), their ratio, and the instance row size (state_json bytes) at the end. Flat cost = ratio close to 1.
+10 %), their ratio, the instance row size (state_json bytes) at the end and the largest on the way, and the
+instance's archive rows (finished tasks that left the state). Flat cost = ratio close to 1.
 Creates and drops its own database.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -125,51 +129,61 @@ def _document(key: str, body: list[str], di: list[str]) -> bytes:
 
 class EngineBaseline:
     """The engine as before issue 7: every task query and every engine round walks SpiffWorkflow's task tree,
-    timers always refreshed."""
+    timers always refreshed, no archive, and (with `baseline_runtime`) SpiffWorkflow's full path prediction."""
 
     def __enter__(self):
-        self.saved = (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round)
+        self.saved = (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH)
         engine.tasks_in_state = lambda workflow, state, manual=None: workflow.get_tasks(state=state, manual=manual)
         engine._waits_for_timers = lambda workflow: True
         engine._engine_round = lambda workflow: workflow._do_engine_steps()
+        engine.ARCHIVE_BATCH = sys.maxsize
         return self
 
     def __exit__(self, *exc):
-        engine.tasks_in_state, engine._waits_for_timers, engine._engine_round = self.saved
+        engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH = self.saved
+
+
+def baseline_runtime(spec_json: str) -> engine.ProcessRuntime:
+    """A runtime whose task specs predict the whole path, as SpiffWorkflow does on its own."""
+    runtime = engine.ProcessRuntime(spec_json)
+    for spec in [runtime.spec, *runtime.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            task_spec.__dict__.pop("bpm_predict_depth", None)
+    return runtime
+
+
+class EngineRun:
+    """One instance moved through bpm.engine alone (restore -> complete -> snapshot), CPU time per step."""
+
+    def __init__(self, runtime: engine.ProcessRuntime, total: int, baseline: bool):
+        self.runtime, self.baseline, self.times = runtime, baseline, []
+        with EngineBaseline() if baseline else contextlib.nullcontext():
+            workflow = runtime.new_workflow()
+            engine.start(workflow, {"total": total, "n": 0})
+            self.snap = engine.snapshot(workflow)
+
+    def step(self) -> None:
+        number = len(self.times) + 1
+        with EngineBaseline() if self.baseline else contextlib.nullcontext():
+            began = time.process_time()
+            moved = self.runtime.restore(self.snap.state_json)
+            engine.complete(moved, self.snap.open_tasks[0].id, {"approved": True, "n": number})
+            self.snap = engine.snapshot(moved)
+            self.times.append(time.process_time() - began)
 
 
 def engine_steps(spec_json: str, total: int) -> tuple[list[float], list[float], int]:
-    """CPU seconds per completion through bpm.engine alone, before (EngineBaseline) and after, paired: every step
-    is run both ways on the same state, alternating which goes first, and the instance moves on with the
-    shipped result. CPU time: the engine is pure computation, and CPU time is far less disturbed than wall
-    time by other work on a shared machine. Also returns the final state size."""
-    runtime = engine.ProcessRuntime(spec_json)
-    workflow = runtime.new_workflow()
-    engine.start(workflow, {"total": total, "n": 0})
-    snap = engine.snapshot(workflow)
-    before, after = [], []
-
-    def step(state_json: str, task_id: str, number: int):
-        began = time.process_time()
-        moved = runtime.restore(state_json)
-        engine.complete(moved, task_id, {"approved": True, "n": number})
-        result = engine.snapshot(moved)
-        return result, time.process_time() - began
-
-    while snap.open_tasks:
-        number = len(after) + 1
-        if number % 2:
-            with EngineBaseline():
-                _ignored, spent_before = step(snap.state_json, snap.open_tasks[0].id, number)
-            snap_after, spent_after = step(snap.state_json, snap.open_tasks[0].id, number)
-        else:
-            snap_after, spent_after = step(snap.state_json, snap.open_tasks[0].id, number)
-            with EngineBaseline():
-                _ignored, spent_before = step(snap.state_json, snap.open_tasks[0].id, number)
-        before.append(spent_before)
-        after.append(spent_after)
-        snap = snap_after
-    return before, after, len(snap.state_json)
+    """CPU seconds per completion through bpm.engine alone, before (EngineBaseline, full prediction) and after:
+    two instances of the process, moved step by step in turns, alternating which goes first. CPU time: the
+    engine is pure computation, and CPU time is far less disturbed than wall time by other work on a shared
+    machine. Also returns the final state size of the shipped engine's instance."""
+    before = EngineRun(baseline_runtime(spec_json), total, baseline=True)
+    after = EngineRun(engine.ProcessRuntime(spec_json), total, baseline=False)
+    while before.snap.open_tasks or after.snap.open_tasks:
+        pair = [run for run in (before, after) if run.snap.open_tasks]
+        for run in pair if len(after.times) % 2 else reversed(pair):
+            run.step()
+    return before.times, after.times, len(after.snap.state_json)
 
 
 class Service:
@@ -204,6 +218,8 @@ class Service:
             times.append(time.perf_counter() - began)
             sizes.append(self.sql("SELECT octet_length(state_json) FROM process_instances WHERE id = :i",
                                   i=instance_id).scalar())
+        self.archive_rows = self.sql("SELECT count(*) FROM instance_archive WHERE instance_id = :i",
+                                     i=instance_id).scalar()
         return times, sizes
 
 
@@ -227,9 +243,9 @@ def main() -> None:
         path.write_bytes(document)
         files.append(path)
     print("| process | steps | engine before: CPU ms/step start -> end (ratio) | engine after: CPU ms/step "
-          "start -> end (ratio) | service ms/step start -> end (ratio) | state_json bytes at end "
-          "| bytes per completed step |")
-    print("|---|---|---|---|---|---|---|")
+          "start -> end (ratio) | service ms/step start -> end (ratio) | state_json bytes at end (largest) "
+          "| bytes per completed step | archive rows |")
+    print("|---|---|---|---|---|---|---|---|")
     with private_database("bench_growth") as (url, _name):
         seed(url, files)
         service = Service(url)
@@ -244,8 +260,8 @@ def main() -> None:
                 s0, s1 = start_end(service_times)
                 print(f"| {key} | {len(service_times)} | {b0:.2f} -> {b1:.2f} ({b1 / b0:.1f}x) | "
                       f"{e0:.2f} -> {e1:.2f} ({e1 / e0:.1f}x) | "
-                      f"{s0:.1f} -> {s1:.1f} ({s1 / s0:.1f}x) | {sizes[-1]} | "
-                      f"{(sizes[-1] - sizes[0]) / max(1, len(sizes) - 1):.0f} |", flush=True)
+                      f"{s0:.1f} -> {s1:.1f} ({s1 / s0:.1f}x) | {sizes[-1]} ({max(sizes)}) | "
+                      f"{(sizes[-1] - sizes[0]) / max(1, len(sizes) - 1):.0f} | {service.archive_rows} |", flush=True)
         finally:
             service.context.engine.dispose()
 

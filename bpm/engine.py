@@ -37,12 +37,14 @@ from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as BpmnP
 from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as BpmnSequentialMultiInstanceTask
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.util.task import TaskState
 
 from bpm import bpmn_xml, expressions
@@ -330,6 +332,13 @@ class InstanceOnlyConverter(BpmnWorkflowConverter):
         dct = WorkflowConverter.to_dict(self, workflow)
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        archive = getattr(workflow, "bpm_archive", None)
+        if archive is not None:
+            cut = workflow.tasks.get(UUID(archive["cut"]))
+            if cut is None or cut.parent is not workflow.task_tree:
+                raise EngineError("the task the archived history hangs from is no longer in the instance")
+            dct["archive"] = archive
+            _with_full_data(self.registry, dct["tasks"][archive["cut"]], cut)
         return dct
 
     def from_dict(self, dct):
@@ -340,7 +349,15 @@ class InstanceOnlyConverter(BpmnWorkflowConverter):
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dct["subprocesses"], workflow)
         workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        workflow.bpm_archive = dct.get("archive")
         return workflow
+
+
+def _with_full_data(registry, record: dict, task) -> None:
+    """A task record that carries its whole data instead of the difference to its parent's: right whichever
+    parent the record is later attached to."""
+    record["data"] = registry.convert(registry.clean(task.data))
+    record["delta"] = {}
 
 
 def _make_serializer(workflow_converter) -> BpmnWorkflowSerializer:
@@ -619,6 +636,69 @@ class Snapshot:
     messages: list[WaitingMessage] = field(default_factory=list)  # message events waiting (integrations)
     script_output: list[ScriptOutput] = field(default_factory=list)  # what restricted scripts printed
     thrown: list[ThrownMessage] = field(default_factory=list)  # messages thrown that no task here caught
+    archive: ArchiveUpdate | None = None  # finished tasks that left the state (see "archive" below)
+
+
+# --- prediction: how far ahead SpiffWorkflow builds the path ------------------------------------------------------
+# SpiffWorkflow predicts every task a definite task leads to, recursively, when an instance is created and at each
+# step: a chain of 500 steps carries (and restores, walks and serializes) all the steps still to come, at every
+# step. The engine only needs the tasks next to the live ones: when a predicted task becomes definite, its own
+# successors are predicted then. Joins need more: a parallel or inclusive gateway with several incoming flows
+# decides whether to wait from the copies of itself that the predicted paths hold (the branches still heading for
+# it, or in a loop the copy after its own back edge), so processes with such a join keep SpiffWorkflow's full
+# prediction. Spec attribute `bpm_predict_depth`: how many levels ahead a definite task predicts.
+
+PREDICT_DEPTH = 2
+_spiff_predict = TaskSpec._predict
+
+
+def _predict_near(self, my_task, seen=None, looked_ahead=0, mask=TaskState.PREDICTED_MASK):
+    """TaskSpec._predict with the look-ahead of definite tasks bounded by the spec's `bpm_predict_depth`."""
+    depth = getattr(self, "bpm_predict_depth", None)
+    if depth is None:
+        return _spiff_predict(self, my_task, seen, looked_ahead, mask)
+    if seen is None:
+        seen = []
+    if my_task.has_state(mask) or _at_prediction_frontier(my_task):
+        self._predict_hook(my_task)
+    if my_task.has_state(TaskState.PREDICTED_MASK):
+        seen.append(self)
+    limit = depth if my_task.has_state(TaskState.DEFINITE_MASK) else self.lookahead
+    if looked_ahead + 1 < limit:
+        for child in my_task.children:
+            if (child.has_state(mask) or _at_prediction_frontier(child)) and child not in seen:
+                child.task_spec._predict(child, seen[:], looked_ahead + 1, mask)
+
+
+def _at_prediction_frontier(task) -> bool:
+    """A FUTURE task whose successors were not predicted yet: predict them now that the path reaches it."""
+    return task.state == TaskState.FUTURE and not task._children
+
+
+def _update_near(self, my_task):
+    """TaskSpec._update, which also predicts the successors of a FUTURE task the bounded prediction left open."""
+    if my_task.has_state(TaskState.PREDICTED_MASK) \
+            or (getattr(self, "bpm_predict_depth", None) is not None and _at_prediction_frontier(my_task)):
+        self._predict(my_task)
+    if self._update_hook(my_task):
+        my_task._ready()
+
+
+TaskSpec._predict = _predict_near
+TaskSpec._update = _update_near
+
+
+def _bound_prediction(specs: list) -> None:
+    """Bound the look-ahead of every task spec of a process unless it has a join (see above)."""
+    task_specs = [task_spec for spec in specs for task_spec in spec.task_specs.values()]
+    if any(isinstance(task_spec, UnstructuredJoin) and len(task_spec.inputs) > 1 for task_spec in task_specs):
+        return
+    for task_spec in task_specs:
+        task_spec.bpm_predict_depth = PREDICT_DEPTH
+
+
+def _predicts_near(spec) -> bool:
+    return getattr(spec.start, "bpm_predict_depth", None) is not None
 
 
 class ProcessRuntime:
@@ -629,23 +709,30 @@ class ProcessRuntime:
         self.spec = SPEC_SERIALIZER.from_dict(specs["spec"])
         self.subprocess_specs = {name: SPEC_SERIALIZER.from_dict(s) for name, s in specs["subprocess_specs"].items()}
         self.allow_scripts = allow_scripts
+        _bound_prediction([self.spec, *self.subprocess_specs.values()])
 
     def new_workflow(self) -> BpmnWorkflow:
         size = len(self.spec.task_specs) + sum(len(s.task_specs) for s in self.subprocess_specs.values())
-        if size > DEEP_SPEC_TASKS:  # creating the workflow predicts the whole path, recursively
+        if size > DEEP_SPEC_TASKS and not _predicts_near(self.spec):  # the whole path is predicted, recursively
             return call_with_deep_stack(self._new_workflow)
         return self._new_workflow()
 
     def _new_workflow(self) -> BpmnWorkflow:
         return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=RecordingScriptEngine(self.allow_scripts))
 
-    def restore(self, state_json: str) -> BpmnWorkflow:
+    def restore(self, state_json: str, archive: list[str] | None = None) -> BpmnWorkflow:
+        """The instance's workflow. Without `archive` only the live part of a long history is restored, which
+        is all a step needs; with the instance's stored archive chunks the whole task tree is (path, send-back,
+        migration), and the next snapshot replaces the stored chunks."""
+        if archive is not None:
+            state_json = merge_archive(state_json, archive)
         token = _current_specs.set((self.spec, self.subprocess_specs))
         try:
             workflow = INSTANCE_SERIALIZER.deserialize_json(state_json)
         finally:
             _current_specs.reset(token)
         workflow.script_engine = RecordingScriptEngine(self.allow_scripts)
+        workflow.bpm_archive_merged = archive is not None
         return workflow
 
 
@@ -724,11 +811,13 @@ def _release_deep_limit() -> None:
 
 # SpiffWorkflow also predicts the path ahead recursively when a workflow is created or a step runs: processes
 # with more task specs than this run their engine steps on the deep stack too (a thread per step is cheap next
-# to a step of such a process).
+# to a step of such a process), unless their prediction is bounded (see "prediction" above).
 DEEP_SPEC_TASKS = 250
 
 
 def _is_large(workflow: BpmnWorkflow) -> bool:
+    if _predicts_near(workflow.spec):
+        return False
     size = len(workflow.spec.task_specs)
     for spec in (getattr(workflow, "subprocess_specs", None) or {}).values():
         size += len(spec.task_specs)
@@ -841,13 +930,14 @@ def cancel(workflow: BpmnWorkflow) -> None:
 
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
     thrown = take_thrown_messages(workflow) if workflow.bpmn_events else []  # before serializing: not state
+    archive = archive_finished(workflow)
     state = INSTANCE_SERIALIZER.serialize_json(workflow)
     decisions = workflow.script_engine.take_decisions() if hasattr(workflow.script_engine, "take_decisions") else []
     output = workflow.script_engine.take_script_output() if hasattr(workflow.script_engine, "take_script_output") \
         else []
     waiting = tasks_in_state(workflow, TaskState.WAITING)  # one pass for the timers and the messages
     return Snapshot(state, workflow.is_completed(), open_tasks(workflow), waiting_timers(workflow, waiting),
-                    decisions, waiting_messages(workflow, waiting), output, thrown)
+                    decisions, waiting_messages(workflow, waiting), output, thrown, archive)
 
 
 def tasks_in_state(workflow: BpmnWorkflow, state: int, manual: bool | None = None) -> list:
@@ -1097,6 +1187,117 @@ def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) 
     return [t.task_spec.bpmn_id for t in caught]
 
 
+# --- archive: the finished part of a long history leaves the stored state ----------------------------------------
+# SpiffWorkflow keeps every task an instance ever ran in its task tree, and every step restores and serializes
+# the whole tree: a loop run 500 times or a chain of 500 steps made each step cost more than the one before.
+# A snapshot therefore moves the finished tasks above the live part of the tree (its open, waiting and predicted
+# tasks and a few finished ones above them) out of the state, in chunks the server appends to the instance's
+# archive. The root task stays and gets the first kept task (the cut) as its only child; the state records
+# where the cut hung and what the root's children were, so that `merge_archive` rebuilds the exact tree for
+# what needs the whole history (the path taken, send-back to an archived step, migration). Processes with a join
+# keep their whole tree, as they keep the full prediction: a parallel gateway in a loop tells the first iteration
+# from the next ones by walking its ancestors back to the start event.
+
+ARCHIVE_BATCH = 8  # archive once at least this many finished tasks lie above the live part (one chunk per batch)
+ARCHIVE_KEEP = 3  # finished tasks kept above the live part: the steps just taken stay in the state
+
+
+@dataclass
+class ArchiveUpdate:
+    replace: bool  # the workflow was restored with its archive: the stored chunks are replaced by `chunk`
+    chunk: str | None  # JSON object task id -> task record of the tasks that left the state, parents first
+
+
+def archive_finished(workflow: BpmnWorkflow) -> ArchiveUpdate | None:
+    """Move the finished tasks above the live part of the tree out of the workflow; what to store."""
+    merged = getattr(workflow, "bpm_archive_merged", False)
+    cut = _archive_cut(workflow) if _predicts_near(workflow.spec) else None  # a join reads the whole tree
+    kept = {task.id for task in cut} if cut is not None else set()
+    leaving = [task for task in workflow.tasks.values() if task.id not in kept and task is not workflow.task_tree]
+    if cut is None or len(leaving) < ARCHIVE_BATCH or not _may_leave(workflow, leaving):
+        return ArchiveUpdate(True, None) if merged else None
+    chunk = json.dumps(_archive_records(workflow, leaving))
+    _splice(workflow, cut, leaving)
+    return ArchiveUpdate(merged, chunk)
+
+
+def _archive_cut(workflow: BpmnWorkflow):
+    """The highest task kept: ARCHIVE_KEEP finished tasks above the lowest common ancestor of the live tasks."""
+    live = [task for task in workflow.tasks.values() if not task.has_state(TaskState.FINISHED_MASK)]
+    if not live:
+        return None
+    path = [live[0]]
+    while path[-1].parent is not None:
+        path.append(path[-1].parent)
+    if path[-1] is not workflow.task_tree:
+        return None
+    depth_of = {task.id: index for index, task in enumerate(path)}
+    lowest = 0
+    for task in live[1:]:
+        while task.id not in depth_of:
+            task = task.parent
+        lowest = max(lowest, depth_of[task.id])
+    index = lowest + ARCHIVE_KEEP
+    return path[index] if index < len(path) - 2 else None  # path[-1] is the root, path[-2] its child
+
+
+def _may_leave(workflow: BpmnWorkflow, leaving: list) -> bool:
+    """Only finished tasks leave, never one a subprocess, the last step or a waiting event refers to."""
+    last = workflow.last_task.id if workflow.last_task is not None else None
+    return all(task.has_state(TaskState.FINISHED_MASK) and task.id not in workflow.subprocesses
+               and task.id != last for task in leaving)
+
+
+def _archive_records(workflow: BpmnWorkflow, leaving: list) -> dict[str, dict]:
+    registry = INSTANCE_SERIALIZER.registry
+    archive = getattr(workflow, "bpm_archive", None)
+    records = {}
+    for task in leaving:  # the task map is in creation order: parents come before their children
+        record = registry.convert(task)
+        if archive is not None and record["id"] == archive["cut"]:  # the previous cut: its parent is archived
+            record["parent"] = archive["cut_parent"]
+            _with_full_data(registry, record, task)
+        records[record["id"]] = record
+    return records
+
+
+def _splice(workflow: BpmnWorkflow, cut, leaving: list) -> None:
+    root = workflow.task_tree
+    archive = getattr(workflow, "bpm_archive", None)
+    workflow.bpm_archive = {
+        "cut": str(cut.id),
+        "cut_parent": str(cut._parent),
+        "root_children": archive["root_children"] if archive else [str(child) for child in root._children],
+        "archived": (archive["archived"] if archive else 0) + len(leaving),
+    }
+    for task in leaving:
+        del workflow.tasks[task.id]
+    root._children = [cut.id]
+    cut._parent = root.id
+    workflow.bpm_archive_merged = False
+
+
+def merge_archive(state_json: str, chunks: list[str]) -> str:
+    """The stored state with its archived tasks put back where they were: the whole task tree."""
+    state = json.loads(state_json)
+    archive = state.pop("archive", None)
+    if archive is None:
+        return state_json
+    archived = [json.loads(chunk) for chunk in chunks]
+    if sum(len(chunk) for chunk in archived) != archive["archived"]:
+        raise EngineError(f"the instance archive holds {sum(len(chunk) for chunk in archived)} tasks, "
+                          f"its state expects {archive['archived']}")
+    live, root_id = state["tasks"], state["root"]
+    live[root_id]["children"] = archive["root_children"]
+    live[archive["cut"]]["parent"] = archive["cut_parent"]
+    tasks = {root_id: live[root_id]}
+    for chunk in archived:
+        tasks.update(chunk)
+    tasks.update((task_id, record) for task_id, record in live.items() if task_id != root_id)
+    state["tasks"] = tasks
+    return json.dumps(state)
+
+
 PREDICTED_STATES = ("MAYBE", "LIKELY", "FUTURE")
 
 
@@ -1138,8 +1339,10 @@ def missing_in_target(state_json: str, target: ProcessRuntime) -> dict[str, str]
     return {name: state for name, state in specs.items() if name not in known}
 
 
-def migrate_state(state_json: str, target: ProcessRuntime) -> BpmnWorkflow:
-    """Restore a stored state against another version's spec (task spec names are BPMN ids)."""
+def migrate_state(state_json: str, target: ProcessRuntime, archive: list[str] | None = None) -> BpmnWorkflow:
+    """Restore a stored state (with its archive) against another version's spec (task spec names are BPMN ids)."""
+    if archive is not None:
+        state_json = merge_archive(state_json, archive)
     missing = missing_in_target(state_json, target)
     if missing:
         raise EngineError("the target version lacks " + ", ".join(sorted(missing)))
@@ -1150,6 +1353,7 @@ def migrate_state(state_json: str, target: ProcessRuntime) -> BpmnWorkflow:
             raise EngineError(f"the state cannot be restored on the target version: {error}") from error
         for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
             task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | task.state)
+    workflow.bpm_archive_merged = archive is not None  # the next snapshot replaces the stored archive
     return workflow
 
 

@@ -123,6 +123,18 @@ class ProcessInstance(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+class InstanceArchive(Base):
+    """Append-only: the finished tasks an instance's state let go (bpm.engine "archive"), one chunk per row, in
+    order. Read only for what needs the whole history: the path taken, send-back to an early step, migration."""
+
+    __tablename__ = "instance_archive"
+    __table_args__ = (Index("ix_instance_archive_instance", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"))
+    tasks: Mapped[str] = mapped_column(Text)
+
+
 class Task(Base):
     """The projection of one human task: what the inbox lists, filters and sorts on."""
 

@@ -32,7 +32,7 @@ from bpm.services import approval_notify as notify
 from bpm.services import definitions, escalation
 from bpm.services.collaboration import set_candidates_open
 from bpm.services.instances import _run, _scripts_allowed, get_instance
-from bpm.services.projection import apply_snapshot, record
+from bpm.services.projection import apply_snapshot, archived_chunks, record
 from bpm.services.tasks import CompleteTask, _check_form, _mark_completed, _open_task
 
 APPROVED, REJECTED = "approved", "rejected"
@@ -151,10 +151,12 @@ def _finish(uow, task: Task, actor: str, outcome: str, cmd: Decide, role: str | 
     apply_snapshot(uow, instance, definition, snap, actor)
 
 
-def load_workflow(uow, task: Task):
+def load_workflow(uow, task: Task, whole: bool = False):
+    """The task's instance, definition and workflow; `whole`: with the archived history (send-back)."""
     instance = get_instance(uow, task.instance_id)
     definition = uow.session.get(ProcessDefinition, instance.definition_id)
-    workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
+    archive = archived_chunks(uow, instance.id) if whole else None
+    workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json, archive)
     return instance, definition, workflow
 
 
@@ -426,7 +428,7 @@ def send_back(task_id: str, actor: Actor, to_element_id: str | None, comment: st
     with uow:
         task = _open_task(uow, task_id)
         _check_may_decide(uow, task, actor)
-        instance, definition, workflow = load_workflow(uow, task)
+        instance, definition, workflow = load_workflow(uow, task, whole=True)
         if engine.find_ready_task(workflow, task.id) is None:
             raise InvalidTransition("the task is no longer ready in its instance")
         steps = [e for _, e in engine.completed_user_steps(workflow)]

@@ -24,7 +24,7 @@ from bpm.domain.errors import (
 )
 from bpm.domain.model import Actor
 from bpm.services import definitions
-from bpm.services.projection import apply_snapshot, record
+from bpm.services.projection import apply_snapshot, archived_chunks, record
 
 
 @dataclass
@@ -149,7 +149,8 @@ def describe_instance(uow: UnitOfWork, actor: Actor, instance_id: str) -> dict[s
         if not may_read_instance(uow, actor, instance):
             raise PermissionDenied("you may not read this instance")
         definition = uow.session.get(ProcessDefinition, instance.definition_id)
-        workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
+        workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(
+            instance.state_json, archived_chunks(uow, instance.id))  # the path taken: the whole history
         open_tasks = list(uow.session.scalars(select(Task).where(Task.instance_id == instance.id,
                                                                  Task.status == "open")))
         waiting_timers = list(uow.session.scalars(select(Timer).where(Timer.instance_id == instance.id,

@@ -17,6 +17,7 @@ from bpm import engine, expressions
 from bpm.adapters.orm import (
     BigId,
     HistoryEntry,
+    InstanceArchive,
     ProcessDefinition,
     ProcessInstance,
     Task,
@@ -45,6 +46,7 @@ def record(uow: UnitOfWork, instance_id: str, event: str, actor: str | None = No
 def apply_snapshot(uow: UnitOfWork, instance: ProcessInstance, definition: ProcessDefinition,
                    snap: engine.Snapshot, actor: str | None, *, new: bool = False) -> None:
     instance.state_json = snap.state_json
+    _store_archive(uow, instance.id, snap.archive)
     existing = _Existing() if new else _existing_rows(uow, instance.id)
     _record_decisions(uow, instance, definition, snap.decisions, actor)
     for line in snap.script_output:  # what restricted scripts printed: history only, never stdout
@@ -58,6 +60,25 @@ def apply_snapshot(uow: UnitOfWork, instance: ProcessInstance, definition: Proce
         record(uow, instance.id, "instance.completed", None)
         uow.publish(events.InstanceCompleted(instance.id, instance.process_key, instance.business_key))
     _sync_integrations(uow, instance, snap, new, existing.messages)
+
+
+def _store_archive(uow: UnitOfWork, instance_id: str, update: engine.ArchiveUpdate | None) -> None:
+    """Finished tasks the state let go are appended to the instance's archive; a state restored with its archive
+    replaces it."""
+    if update is None:
+        return
+    table = InstanceArchive.__table__
+    if update.replace:
+        uow.session.execute(delete(table).where(table.c.instance_id == instance_id))
+    if update.chunk is not None:
+        uow.append_row(table, {"instance_id": instance_id, "tasks": update.chunk})
+
+
+def archived_chunks(uow: UnitOfWork, instance_id: str) -> list[str]:
+    """The instance's archive, oldest chunk first: with its state, the whole task tree (engine.merge_archive)."""
+    table = InstanceArchive.__table__
+    return list(uow.session.scalars(select(table.c.tasks).where(table.c.instance_id == instance_id)
+                                    .order_by(table.c.id)))
 
 
 def _sync_integrations(uow, instance, snap: engine.Snapshot, new: bool, existing: set | None = None) -> None:

@@ -1,0 +1,168 @@
+"""Long histories: finished tasks leave the stored state in archive chunks, and the engine predicts only the tasks
+next to the live ones, so a step of a long loop or chain restores and serializes about as much as a step of a
+short one; with its archive the whole task tree comes back (the path taken, send-back, migration)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_long_processes import HEADER, chain
+
+from bpm import engine
+
+FLOW = '<bpmn:sequenceFlow id="{id}" sourceRef="{source}" targetRef="{target}"{rest}'
+CONDITION = ('><bpmn:conditionExpression xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+             'xsi:type="bpmn:tFormalExpression">${{{expression}}}</bpmn:conditionExpression></bpmn:sequenceFlow>')
+
+
+def _flow(flow_id: str, source: str, target: str, again: bool = False, condition: str | None = None) -> str:
+    condition = "n &lt; total" if again else condition
+    rest = CONDITION.format(expression=condition) if condition else "/>"
+    return FLOW.format(id=flow_id, source=source, target=target, rest=rest)
+
+
+def _users(*element_ids: str) -> list[str]:
+    return [f'<bpmn:userTask id="{element_id}" camunda:candidateGroups="team"/>' for element_id in element_ids]
+
+
+def _process(key: str, body: list[str]) -> bytes:
+    return (HEADER.format(key=key) + "".join(body) + "</bpmn:process></bpmn:definitions>").encode()
+
+
+def loop() -> bytes:
+    """start -> work -> more? (n < total: back to work) -> end."""
+    return _process("loop", [
+        '<bpmn:startEvent id="start"/>',
+        '<bpmn:userTask id="work" camunda:candidateGroups="team"/>',
+        '<bpmn:exclusiveGateway id="more" default="done"/>',
+        '<bpmn:endEvent id="end"/>',
+        _flow("f0", "start", "work"), _flow("f1", "work", "more"), _flow("again", "more", "work", again=True),
+        _flow("done", "more", "end"),
+    ])
+
+
+def parallel_loop() -> bytes:
+    """start -> split -> (a | b) -> join -> more? (n < total: back to split) -> end."""
+    return _process("parallel_loop", [
+        '<bpmn:startEvent id="start"/>', '<bpmn:parallelGateway id="split"/>',
+        *_users("a", "b"),
+        '<bpmn:parallelGateway id="join"/>', '<bpmn:exclusiveGateway id="more" default="done"/>',
+        '<bpmn:endEvent id="end"/>',
+        _flow("f0", "start", "split"), _flow("f1", "split", "a"), _flow("f2", "split", "b"), _flow("f3", "a", "join"),
+        _flow("f4", "b", "join"), _flow("f5", "join", "more"), _flow("again", "more", "split", again=True),
+        _flow("done", "more", "end"),
+    ])
+
+
+class Run:
+    """One instance moved step by step the way the server does: restore, complete, snapshot, store the chunks."""
+
+    def __init__(self, bpmn: bytes, variables: dict):
+        _, [process] = engine.compile_bpmn(bpmn)
+        self.runtime = engine.ProcessRuntime(process.spec_json)
+        workflow = self.runtime.new_workflow()
+        engine.start(workflow, variables)
+        self.chunks: list[str] = []
+        self.sizes: list[int] = []
+        self._keep(engine.snapshot(workflow))
+
+    def _keep(self, snap: engine.Snapshot) -> None:
+        if snap.archive is not None:
+            if snap.archive.replace:
+                self.chunks = []
+            if snap.archive.chunk is not None:
+                self.chunks.append(snap.archive.chunk)
+        self.snap = snap
+        self.sizes.append(len(snap.state_json))
+
+    def complete(self, element_id: str, variables: dict) -> None:
+        [task] = [t for t in self.snap.open_tasks if t.element_id == element_id]
+        workflow = self.runtime.restore(self.snap.state_json)
+        engine.complete(workflow, task.id, variables)
+        self._keep(engine.snapshot(workflow))
+
+    def whole(self):
+        return self.runtime.restore(self.snap.state_json, self.chunks)
+
+
+def test_a_long_loop_keeps_its_state_small_and_its_whole_path_in_the_archive():
+    run = Run(loop(), {"n": 0, "total": 200})
+    for n in range(1, 201):
+        run.complete("work", {"n": n})
+    assert run.snap.completed
+    assert run.chunks, "finished iterations should have left the state"
+    assert max(run.sizes[100:]) <= max(run.sizes[:30]) * 1.2, "the state grew with the iterations"
+    archived = sum(len(json.loads(chunk)) for chunk in run.chunks)
+    assert archived == json.loads(run.snap.state_json)["archive"]["archived"]
+    path = engine.completed_elements(run.whole())
+    assert path.count("work") == 200 and path.count("more") == 200
+    assert path[:2] == ["start", "work"] and path[-2:] == ["more", "end"]
+
+
+def test_a_loop_through_a_parallel_join_keeps_its_whole_tree_and_waits_for_both_branches_every_time():
+    # SpiffWorkflow's parallel gateway tells a loop's first iteration from the next ones by walking its ancestors
+    # back to the start event: processes with a join are neither archived nor predicted near.
+    run = Run(parallel_loop(), {"n": 0, "total": 40})
+    for n in range(1, 41):
+        assert sorted(t.element_id for t in run.snap.open_tasks) == ["a", "b"], f"iteration {n}"
+        run.complete("a", {"n": n})
+        assert [t.element_id for t in run.snap.open_tasks] == ["b"], f"the join did not wait in iteration {n}"
+        run.complete("b", {"n": n})
+    assert run.snap.completed and not run.chunks
+    path = engine.completed_elements(run.whole())
+    assert path.count("join") == 40 and path.count("a") == 40 and path.count("b") == 40
+
+
+def test_a_long_chain_predicts_only_the_next_steps():
+    _, [process] = engine.compile_bpmn(chain(300))
+    workflow = engine.ProcessRuntime(process.spec_json).new_workflow()
+    engine.start(workflow, {})
+    assert len(workflow.tasks) < 10, "the whole chain was predicted"
+    assert [t.element_id for t in engine.open_tasks(workflow)] == ["step_1"]
+
+
+def test_a_process_with_an_inclusive_gateway_keeps_the_full_prediction():
+    bpmn = _process("inclusive", [
+        '<bpmn:startEvent id="start"/>', '<bpmn:inclusiveGateway id="fork"/>',
+        *_users("a1", "a2", "a3", "b"),
+        '<bpmn:inclusiveGateway id="merge"/>', '<bpmn:endEvent id="end"/>',
+        _flow("f0", "start", "fork"), _flow("f1", "fork", "a1", condition="go"), _flow("f2", "a1", "a2"),
+        _flow("f3", "a2", "a3"), _flow("f4", "a3", "merge"), _flow("f5", "fork", "b", condition="go"),
+        _flow("f6", "b", "merge"), _flow("f7", "merge", "end"),
+    ])
+    run = Run(bpmn, {"go": True})
+    run.complete("b", {})
+    for element_id in ("a1", "a2"):
+        assert [t.element_id for t in run.snap.open_tasks] == [element_id], "the merge fired before a3"
+        run.complete(element_id, {})
+    assert [t.element_id for t in run.snap.open_tasks] == ["a3"]
+    run.complete("a3", {})
+    assert run.snap.completed
+
+
+def test_send_back_to_an_archived_step_resumes_there_and_replaces_the_archive():
+    run = Run(chain(40), {})
+    for step in range(1, 31):
+        run.complete(f"step_{step}", {"seen": step})
+    assert run.chunks
+    workflow = run.whole()
+    assert [e for _, e in engine.completed_user_steps(workflow)][:2] == ["step_1", "step_2"]
+    engine.send_back(workflow, "step_2")
+    snap = engine.snapshot(workflow)
+    assert [t.element_id for t in snap.open_tasks] == ["step_2"]
+    assert snap.archive is not None and snap.archive.replace
+    run._keep(snap)
+    for step in range(2, 41):
+        run.complete(f"step_{step}", {"seen": step})
+    assert run.snap.completed
+    assert engine.completed_elements(run.whole()).count("step_3") == 1  # the reset dropped the first run of it
+
+
+def test_a_missing_archive_chunk_is_an_error_not_a_silently_shorter_history():
+    run = Run(loop(), {"n": 0, "total": 60})
+    for n in range(1, 61):
+        run.complete("work", {"n": n})
+    assert len(run.chunks) >= 2
+    with pytest.raises(engine.EngineError, match="archive holds"):
+        run.runtime.restore(run.snap.state_json, run.chunks[1:])
