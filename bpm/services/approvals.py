@@ -184,7 +184,7 @@ def _history(uow, task: Task, event: str, actor: str, **data) -> None:
 
 
 def countersign_mode(definition: ProcessDefinition, element_id: str) -> str | None:
-    properties = definition.model.get("user_tasks", {}).get(element_id, {}).get("properties", {})
+    properties = definitions.model_of(definition).get("user_tasks", {}).get(element_id, {}).get("properties", {})
     mode = (properties.get("bpm.countersign") or "").strip().lower()
     return mode if mode in COUNTERSIGN_MODES else None
 
@@ -206,7 +206,7 @@ def _countersign_variables(uow, task, definition, workflow, outcome: str) -> dic
 
 
 def _properties(definition, element_id: str) -> dict[str, str]:
-    return definition.model.get("user_tasks", {}).get(element_id, {}).get("properties", {})
+    return definitions.model_of(definition).get("user_tasks", {}).get(element_id, {}).get("properties", {})
 
 
 def countersign_result(mode: str, votes: list[str], total: int, properties: dict[str, str]) -> str | None:

@@ -6,6 +6,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -93,7 +94,10 @@ def _new_version(uow, process: engine.CompiledProcess, xml: str, checksum: str, 
 
 # Loading a definition for running it: the BPMN text and the spec JSON are large and not needed once the parsed
 # spec is cached (bpm.services.definitions.runtime_for), so they are loaded on first access only.
-WITHOUT_TEXTS = (defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json))
+# Commands that run a definition load it without its large columns: the BPMN and spec texts (the runtime is
+# cached) and the model (`model_of` caches it): a 500-step process's model alone is 100 KB of JSON.
+WITHOUT_TEXTS = (defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json),
+                 defer(ProcessDefinition.model))
 
 
 def latest_definition(uow: UnitOfWork, key: str, texts: bool = True) -> ProcessDefinition:
@@ -148,6 +152,21 @@ def process_properties(definition: ProcessDefinition) -> dict[str, str]:
         if len(_PROPERTIES) >= MAX_CACHED_PROPERTIES:
             _PROPERTIES.clear()
         found = _PROPERTIES[key] = engine.process_properties(definition.bpmn_xml, definition.key)
+    return found
+
+
+_MODELS: dict[tuple[int, str, str], dict[str, Any]] = {}
+
+
+def model_of(definition: ProcessDefinition) -> dict[str, Any]:
+    """The definition version's model (user tasks, gateways, element names), read once per version and process:
+    definitions never change, and hot paths load them without it (WITHOUT_TEXTS). Callers only read it."""
+    key = (definition.id, definition.checksum, definition.key)
+    found = _MODELS.get(key)
+    if found is None:
+        if len(_MODELS) >= MAX_CACHED_PROPERTIES:
+            _MODELS.clear()
+        found = _MODELS[key] = definition.model or {}
     return found
 
 

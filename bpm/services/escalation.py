@@ -92,7 +92,7 @@ def check_policies(uow: UnitOfWork, rows: list[ProcessDefinition], _command=None
     now = uow.clock.now()
     problems = []
     for definition in rows:
-        for element_id, task in (definition.model or {}).get("user_tasks", {}).items():
+        for element_id, task in definitions.model_of(definition).get("user_tasks", {}).items():
             problems += policy_problems(element_id, task.get("properties") or {}, now)
         default_due = definitions.process_properties(definition).get(DEFAULT_DUE)
         if default_due:
@@ -188,7 +188,7 @@ def _policy_of(uow: UnitOfWork, task: Task) -> dict[str, str]:
     """The task's bpm.* properties, from its deployed definition."""
     instance = uow.session.get(ProcessInstance, task.instance_id)
     definition = uow.session.get(ProcessDefinition, instance.definition_id) if instance else None
-    declared = ((definition.model or {}).get("user_tasks", {}).get(task.element_id, {}) if definition else {})
+    declared = (definitions.model_of(definition).get("user_tasks", {}).get(task.element_id, {}) if definition else {})
     return {k: v for k, v in (declared.get("properties") or {}).items() if k.startswith("bpm.") and v}
 
 
@@ -234,7 +234,7 @@ def replan_reopened(uow: UnitOfWork, task: Task, open_task: engine.OpenTask) -> 
     if definition is None:
         return
     now = uow.clock.now()
-    declared = (definition.model or {}).get("user_tasks", {}).get(task.element_id, {})
+    declared = definitions.model_of(definition).get("user_tasks", {}).get(task.element_id, {})
     try:
         due = resolve_assignment(open_task, declared, now)["due_at"]
     except Exception:  # noqa: BLE001 - the assignment resolved when the task was created; keep its date then

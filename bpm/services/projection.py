@@ -165,7 +165,7 @@ def _cancel_task(uow, task: Task) -> None:
 
 def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
     now = uow.clock.now()
-    declared = definition.model.get("user_tasks", {}).get(open_task.element_id, {})
+    declared = definitions.model_of(definition).get("user_tasks", {}).get(open_task.element_id, {})
     assignment = _resolve_or_reject(open_task, declared, now)
     if assignment["due_at"] is None:
         assignment["due_at"] = _default_due(definition, now)
@@ -289,7 +289,7 @@ def _record_decisions(uow, instance, definition, decisions: list[engine.Decision
     by_gateway: dict[str, list[engine.Decision]] = {}
     for decision in decisions:
         by_gateway.setdefault(decision.gateway_id, []).append(decision)
-    gateways = definition.model.get("gateways", {})
+    gateways = definitions.model_of(definition).get("gateways", {})
     for gateway_id, evaluations in by_gateway.items():
         record(uow, instance.id, "gateway.decision", actor, element_id=gateway_id,
                element_name=evaluations[0].gateway_name,

@@ -216,7 +216,7 @@ def _record_fired(uow, instance, definition, timer: engine.WaitingTimer, now: da
 
 
 def _element_name(definition: ProcessDefinition, element_id: str | None) -> str | None:
-    return (definition.model or {}).get("elements", {}).get(element_id or "", {}).get("name")
+    return definitions.model_of(definition).get("elements", {}).get(element_id or "", {}).get("name")
 
 
 @incidents.retries("timer")

@@ -43,7 +43,7 @@ def describe_elements(definition: ProcessDefinition) -> dict[str, dict[str, Any]
     described: dict[str, dict[str, Any]] = {}
     if process is None:
         return described
-    user_tasks = definition.model.get("user_tasks", {})
+    user_tasks = definitions.model_of(definition).get("user_tasks", {})
     for element in process.iter():
         if not isinstance(element.tag, str) or element.get("id") is None or element.tag in TIMER_TAGS:
             continue
@@ -164,7 +164,7 @@ def _migrate_one(uow, instance, source, target, runtime, cmd: MigrateInstances) 
 
 def _reassign_open_tasks(uow: UnitOfWork, target: ProcessDefinition, snap: engine.Snapshot) -> None:
     """Open tasks keep their ids, due dates and claims; candidates, priority and form follow the new version."""
-    declared = target.model.get("user_tasks", {})
+    declared = definitions.model_of(target).get("user_tasks", {})
     for open_task in snap.open_tasks:
         row = uow.session.get(Task, open_task.id)
         if row is None or row.status != "open":
