@@ -5,6 +5,7 @@ short one; with its archive the whole task tree comes back (the path taken, send
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_long_processes import HEADER, chain
@@ -166,3 +167,33 @@ def test_a_missing_archive_chunk_is_an_error_not_a_silently_shorter_history():
     assert len(run.chunks) >= 2
     with pytest.raises(engine.EngineError, match="archive holds"):
         run.runtime.restore(run.snap.state_json, run.chunks[1:])
+
+
+def test_a_boundary_timer_in_a_long_loop_fires_after_earlier_iterations_were_archived():
+    """work has an interrupting 1-hour boundary timer leading to `chase`, which loops back to the gateway."""
+    bpmn = _process("timed_loop", [
+        '<bpmn:startEvent id="start"/>', *_users("work", "chase"),
+        '<bpmn:boundaryEvent id="late" attachedToRef="work"><bpmn:timerEventDefinition>'
+        '<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>',
+        '<bpmn:exclusiveGateway id="more" default="done"/>', '<bpmn:endEvent id="end"/>',
+        _flow("f0", "start", "work"), _flow("f1", "work", "more"), _flow("f2", "late", "chase"),
+        _flow("f3", "chase", "more"), _flow("again", "more", "work", again=True), _flow("done", "more", "end"),
+    ])
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with engine.clock_context(lambda: now):
+        run = Run(bpmn, {"n": 0, "total": 30})
+        for n in range(1, 21):
+            run.complete("work", {"n": n})
+        assert run.chunks and len(run.snap.timers) == 1
+        workflow = run.runtime.restore(run.snap.state_json)
+        [fired] = engine.fire_due_timers(workflow, now + timedelta(hours=1))
+        assert fired.element_id == "late"
+        run._keep(engine.snapshot(workflow))
+        assert [t.element_id for t in run.snap.open_tasks] == ["chase"] and run.snap.timers == []
+        run.complete("chase", {"n": 21})
+        assert [t.element_id for t in run.snap.open_tasks] == ["work"] and len(run.snap.timers) == 1
+        for n in range(22, 31):
+            run.complete("work", {"n": n})
+    assert run.snap.completed
+    path = engine.completed_elements(run.whole())
+    assert path.count("work") == 29 and path.count("late") == 1 and path.count("chase") == 1
