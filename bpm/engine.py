@@ -37,6 +37,7 @@ from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as BpmnP
 from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as BpmnSequentialMultiInstanceTask
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -643,10 +644,11 @@ class Snapshot:
 # SpiffWorkflow predicts every task a definite task leads to, recursively, when an instance is created and at each
 # step: a chain of 500 steps carries (and restores, walks and serializes) all the steps still to come, at every
 # step. The engine only needs the tasks next to the live ones: when a predicted task becomes definite, its own
-# successors are predicted then. Joins need more: a parallel or inclusive gateway with several incoming flows
-# decides whether to wait from the copies of itself that the predicted paths hold (the branches still heading for
-# it, or in a loop the copy after its own back edge), so processes with such a join keep SpiffWorkflow's full
-# prediction. Spec attribute `bpm_predict_depth`: how many levels ahead a definite task predicts.
+# successors are predicted then. Some joins need more: an inclusive gateway with several incoming flows decides
+# whether to wait from the copies of itself predicted on the branches still heading for it, and a parallel
+# gateway on a cycle tells a loop's first pass from the next ones by the copy predicted after its own back edge
+# and by walking its ancestors back to the start; processes with such a join keep SpiffWorkflow's full
+# prediction and whole tree. Spec attribute `bpm_predict_depth`: how many levels ahead a definite task predicts.
 
 PREDICT_DEPTH = 2
 _spiff_predict = TaskSpec._predict
@@ -689,12 +691,33 @@ TaskSpec._update = _update_near
 
 
 def _bound_prediction(specs: list) -> None:
-    """Bound the look-ahead of every task spec of a process unless it has a join (see above)."""
+    """Bound the look-ahead of every task spec of a process unless a join needs the whole tree (see above)."""
     task_specs = [task_spec for spec in specs for task_spec in spec.task_specs.values()]
-    if any(isinstance(task_spec, UnstructuredJoin) and len(task_spec.inputs) > 1 for task_spec in task_specs):
+    if any(_reads_the_whole_tree(task_spec) for task_spec in task_specs):
         return
     for task_spec in task_specs:
         task_spec.bpm_predict_depth = PREDICT_DEPTH
+
+
+def _reads_the_whole_tree(task_spec) -> bool:
+    """An inclusive gateway with several incoming flows, or a parallel one on a cycle (a loop goes back
+    through it); a parallel join outside any loop decides from its own copies' parents only."""
+    if not isinstance(task_spec, UnstructuredJoin) or len(task_spec.inputs) < 2:
+        return False
+    return isinstance(task_spec, InclusiveGateway) or _on_a_cycle(task_spec)
+
+
+def _on_a_cycle(task_spec) -> bool:
+    seen: set[int] = set()
+    pending = list(task_spec.outputs)
+    while pending:
+        following = pending.pop()
+        if following is task_spec:
+            return True
+        if id(following) not in seen:
+            seen.add(id(following))
+            pending.extend(following.outputs)
+    return False
 
 
 def _predicts_near(spec) -> bool:
@@ -1195,8 +1218,7 @@ def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) 
 # archive. The root task stays and gets the first kept task (the cut) as its only child; the state records
 # where the cut hung and what the root's children were, so that `merge_archive` rebuilds the exact tree for
 # what needs the whole history (the path taken, send-back to an archived step, migration). Processes with a join
-# keep their whole tree, as they keep the full prediction: a parallel gateway in a loop tells the first iteration
-# from the next ones by walking its ancestors back to the start event.
+# that reads the whole tree (see "prediction") keep it, as they keep the full prediction.
 
 ARCHIVE_BATCH = 8  # archive once at least this many finished tasks lie above the live part (one chunk per batch)
 ARCHIVE_KEEP = 3  # finished tasks kept above the live part: the steps just taken stay in the state

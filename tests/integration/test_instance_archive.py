@@ -12,8 +12,9 @@ from sqlalchemy import text
 STEPS = 30
 
 
-def chain(steps: int) -> bytes:
-    ids = ["start", *[f"step_{i}" for i in range(1, steps + 1)], "end"]
+def chain(steps: int, without: str | None = None) -> bytes:
+    """start -> step_1 -> ... -> end; `without`: that step is left out (a later version)."""
+    ids = ["start", *[f"step_{i}" for i in range(1, steps + 1) if f"step_{i}" != without], "end"]
     body = ['<bpmn:startEvent id="start"/>', '<bpmn:endEvent id="end"/>']
     body += [f'<bpmn:userTask id="{i}" name="Step {i}" camunda:candidateGroups="team-leads"/>' for i in ids[1:-1]]
     body += [f'<bpmn:sequenceFlow id="f_{n}" sourceRef="{a}" targetRef="{b}"/>'
@@ -67,3 +68,31 @@ def test_a_long_instance_archives_its_finished_steps_and_keeps_its_whole_path(cl
     path = detail.json["path"]
     assert path[:3] == ["start", "step_1", "step_2"] and path[-2:] == [f"step_{STEPS}", "end"]
     assert path.count("step_3") == 1  # the run of step 3 before the send-back was dropped with the reset
+
+
+def test_migration_checks_and_moves_the_archived_steps_too(client, users, context):
+    assert deploy(client, users["dora"], chain(STEPS)).status_code == 201
+    instance_id = start(client, users["ivan"], key="long_chain")
+    for step in range(1, 21):
+        approve(client, users, f"step_{step}")
+    assert archive_of(context, instance_id)[1] >= 8
+    url = "/api/v1/process-definitions/long_chain/migrations"
+    # v2 lacks step_2, which only the archive still holds: the migration must see it
+    assert deploy(client, users["dora"], chain(STEPS, without="step_2")).status_code == 201
+    blocked = client.post(url, headers=users["dora"], json={"from_version": 1, "to_version": 2, "dry_run": True})
+    assert blocked.status_code == 200, blocked.json
+    [outcome] = blocked.json["instances"]
+    assert outcome["can_move"] is False and "completed element 'step_2'" in outcome["reasons"][0]
+    # v3 only renames: the instance moves with its whole history and goes on
+    assert deploy(client, users["dora"], chain(STEPS).replace(b'name="Step step_25"', b'name="Last lap"')
+                  ).status_code == 201
+    moved = client.post(url, headers=users["dora"], json={"from_version": 1, "to_version": 3, "dry_run": False})
+    assert moved.status_code == 200, moved.json
+    assert moved.json["instances"][0]["moved"] is True, moved.json
+    rows, archived, expected = archive_of(context, instance_id)
+    assert archived == expected
+    for step in range(21, STEPS + 1):
+        approve(client, users, f"step_{step}")
+    detail = client.get(f"/api/v1/process-instances/{instance_id}", headers=users["admin"]).json
+    assert detail["status"] == "completed" and detail["version"] == 3
+    assert detail["path"] == ["start", *[f"step_{i}" for i in range(1, STEPS + 1)], "end"]

@@ -197,3 +197,25 @@ def test_a_boundary_timer_in_a_long_loop_fires_after_earlier_iterations_were_arc
     assert run.snap.completed
     path = engine.completed_elements(run.whole())
     assert path.count("work") == 29 and path.count("late") == 1 and path.count("chase") == 1
+
+
+def test_a_parallel_join_outside_any_loop_waits_for_both_branches_and_the_long_tail_is_archived():
+    chain_tail = [f"step_{i}" for i in range(1, 31)]
+    flows = [_flow(f"t{i}", a, b) for i, (a, b) in enumerate(zip(["join", *chain_tail], [*chain_tail, "end"],
+                                                                   strict=True))]
+    bpmn = _process("parallel_then_chain", [
+        '<bpmn:startEvent id="start"/>', '<bpmn:parallelGateway id="split"/>', *_users("a", "b", *chain_tail),
+        '<bpmn:parallelGateway id="join"/>', '<bpmn:endEvent id="end"/>',
+        _flow("f0", "start", "split"), _flow("f1", "split", "a"), _flow("f2", "split", "b"),
+        _flow("f3", "a", "join"), _flow("f4", "b", "join"), *flows,
+    ])
+    run = Run(bpmn, {})
+    run.complete("b", {})
+    assert [t.element_id for t in run.snap.open_tasks] == ["a"], "the join fired before a"
+    run.complete("a", {})
+    for step in chain_tail:
+        run.complete(step, {})
+    assert run.snap.completed and run.chunks
+    assert max(run.sizes[10:]) <= max(run.sizes[:6]) * 1.5
+    path = engine.completed_elements(run.whole())
+    assert path.count("join") == 1 and path[-2:] == ["step_30", "end"]
