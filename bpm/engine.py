@@ -645,10 +645,11 @@ class Snapshot:
 # step: a chain of 500 steps carries (and restores, walks and serializes) all the steps still to come, at every
 # step. The engine only needs the tasks next to the live ones: when a predicted task becomes definite, its own
 # successors are predicted then. Some joins need more: an inclusive gateway with several incoming flows decides
-# whether to wait from the copies of itself predicted on the branches still heading for it, and a parallel
-# gateway on a cycle tells a loop's first pass from the next ones by the copy predicted after its own back edge
-# and by walking its ancestors back to the start; processes with such a join keep SpiffWorkflow's full
-# prediction and whole tree. Spec attribute `bpm_predict_depth`: how many levels ahead a definite task predicts.
+# whether to wait from the copies of itself predicted on the branches still heading for it (processes with one
+# keep SpiffWorkflow's full prediction), and a join on a cycle tells a loop's first pass from the next ones by
+# the copy predicted after its own back edge and by walking its ancestors back to the start (processes with one
+# keep the full prediction and the whole tree). Spec attribute `bpm_predict_depth`: how many levels ahead a
+# definite task predicts.
 
 PREDICT_DEPTH = 2
 _spiff_predict = TaskSpec._predict
@@ -690,21 +691,25 @@ TaskSpec._predict = _predict_near
 TaskSpec._update = _update_near
 
 
-def _bound_prediction(specs: list) -> None:
-    """Bound the look-ahead of every task spec of a process unless a join needs the whole tree (see above)."""
+def _mark_long_history_handling(specs: list) -> None:
+    """Mark a process's specs for the archive (`bpm_archives` on each process spec) unless a parallel or
+    inclusive join lies on a cycle, and for bounded prediction (`bpm_predict_depth` on each task spec) unless,
+    moreover, an inclusive gateway joins branches (see above and "archive")."""
     task_specs = [task_spec for spec in specs for task_spec in spec.task_specs.values()]
-    if any(_reads_the_whole_tree(task_spec) for task_spec in task_specs):
+    joins = [task_spec for task_spec in task_specs if _is_join(task_spec)]
+    if any(_on_a_cycle(join) for join in joins):
+        return
+    for spec in specs:
+        spec.bpm_archives = True
+    if any(isinstance(join, InclusiveGateway) for join in joins):
         return
     for task_spec in task_specs:
         task_spec.bpm_predict_depth = PREDICT_DEPTH
 
 
-def _reads_the_whole_tree(task_spec) -> bool:
-    """An inclusive gateway with several incoming flows, or a parallel one on a cycle (a loop goes back
-    through it); a parallel join outside any loop decides from its own copies' parents only."""
-    if not isinstance(task_spec, UnstructuredJoin) or len(task_spec.inputs) < 2:
-        return False
-    return isinstance(task_spec, InclusiveGateway) or _on_a_cycle(task_spec)
+def _is_join(task_spec) -> bool:
+    """A parallel or inclusive gateway with several incoming flows."""
+    return isinstance(task_spec, UnstructuredJoin) and len(task_spec.inputs) > 1
 
 
 def _on_a_cycle(task_spec) -> bool:
@@ -732,7 +737,7 @@ class ProcessRuntime:
         self.spec = SPEC_SERIALIZER.from_dict(specs["spec"])
         self.subprocess_specs = {name: SPEC_SERIALIZER.from_dict(s) for name, s in specs["subprocess_specs"].items()}
         self.allow_scripts = allow_scripts
-        _bound_prediction([self.spec, *self.subprocess_specs.values()])
+        _mark_long_history_handling([self.spec, *self.subprocess_specs.values()])
 
     def new_workflow(self) -> BpmnWorkflow:
         size = len(self.spec.task_specs) + sum(len(s.task_specs) for s in self.subprocess_specs.values())
@@ -1218,7 +1223,7 @@ def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) 
 # archive. The root task stays and gets the first kept task (the cut) as its only child; the state records
 # where the cut hung and what the root's children were, so that `merge_archive` rebuilds the exact tree for
 # what needs the whole history (the path taken, send-back to an archived step, migration). Processes with a join
-# that reads the whole tree (see "prediction") keep it, as they keep the full prediction.
+# on a cycle keep the whole tree (see "prediction"); the process spec's `bpm_archives` says which may archive.
 
 ARCHIVE_BATCH = 8  # archive once at least this many finished tasks lie above the live part (one chunk per batch)
 ARCHIVE_KEEP = 3  # finished tasks kept above the live part: the steps just taken stay in the state
@@ -1233,7 +1238,7 @@ class ArchiveUpdate:
 def archive_finished(workflow: BpmnWorkflow) -> ArchiveUpdate | None:
     """Move the finished tasks above the live part of the tree out of the workflow; what to store."""
     merged = getattr(workflow, "bpm_archive_merged", False)
-    cut = _archive_cut(workflow) if _predicts_near(workflow.spec) else None  # a join reads the whole tree
+    cut = _archive_cut(workflow) if getattr(workflow.spec, "bpm_archives", False) else None
     kept = {task.id for task in cut} if cut is not None else set()
     leaving = [task for task in workflow.tasks.values() if task.id not in kept and task is not workflow.task_tree]
     if cut is None or len(leaving) < ARCHIVE_BATCH or not _may_leave(workflow, leaving):

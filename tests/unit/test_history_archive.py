@@ -120,26 +120,37 @@ def test_a_long_chain_predicts_only_the_next_steps():
     workflow = engine.ProcessRuntime(process.spec_json).new_workflow()
     engine.start(workflow, {})
     assert len(workflow.tasks) < 10, "the whole chain was predicted"
+    assert "end" not in engine.state_task_specs(engine.snapshot(workflow).state_json)
     assert [t.element_id for t in engine.open_tasks(workflow)] == ["step_1"]
 
 
-def test_a_process_with_an_inclusive_gateway_keeps_the_full_prediction():
-    bpmn = _process("inclusive", [
-        '<bpmn:startEvent id="start"/>', '<bpmn:inclusiveGateway id="fork"/>',
-        *_users("a1", "a2", "a3", "b"),
-        '<bpmn:inclusiveGateway id="merge"/>', '<bpmn:endEvent id="end"/>',
+def inclusive_then_loop() -> bytes:
+    """start -> fork (inclusive: a1 -> a2 -> a3 | b) -> merge -> work -> more? (back to work) -> end."""
+    return _process("inclusive", [
+        '<bpmn:startEvent id="start"/>', '<bpmn:inclusiveGateway id="fork"/>', *_users("a1", "a2", "a3", "b", "work"),
+        '<bpmn:inclusiveGateway id="merge"/>', '<bpmn:exclusiveGateway id="more" default="done"/>',
+        '<bpmn:endEvent id="end"/>',
         _flow("f0", "start", "fork"), _flow("f1", "fork", "a1", condition="go"), _flow("f2", "a1", "a2"),
         _flow("f3", "a2", "a3"), _flow("f4", "a3", "merge"), _flow("f5", "fork", "b", condition="go"),
-        _flow("f6", "b", "merge"), _flow("f7", "merge", "end"),
+        _flow("f6", "b", "merge"), _flow("f7", "merge", "work"), _flow("f8", "work", "more"),
+        _flow("again", "more", "work", again=True), _flow("done", "more", "end"),
     ])
-    run = Run(bpmn, {"go": True})
+
+
+def test_an_inclusive_join_keeps_the_full_prediction_and_a_loop_after_it_is_archived():
+    run = Run(inclusive_then_loop(), {"go": True, "n": 0, "total": 40})
+    assert "more" in engine.state_task_specs(run.snap.state_json), "the path ahead should be predicted in full"
     run.complete("b", {})
     for element_id in ("a1", "a2"):
         assert [t.element_id for t in run.snap.open_tasks] == [element_id], "the merge fired before a3"
         run.complete(element_id, {})
     assert [t.element_id for t in run.snap.open_tasks] == ["a3"]
     run.complete("a3", {})
-    assert run.snap.completed
+    for n in range(1, 41):
+        run.complete("work", {"n": n})
+    assert run.snap.completed and run.chunks
+    path = engine.completed_elements(run.whole())
+    assert path.count("merge") == 1 and path.count("work") == 40
 
 
 def test_send_back_to_an_archived_step_resumes_there_and_replaces_the_archive():
