@@ -230,3 +230,26 @@ def test_a_parallel_join_outside_any_loop_waits_for_both_branches_and_the_long_t
     assert max(run.sizes[10:]) <= max(run.sizes[:6]) * 1.5
     path = engine.completed_elements(run.whole())
     assert path.count("join") == 1 and path[-2:] == ["step_30", "end"]
+
+
+def test_an_instance_stored_before_the_archive_moves_on_and_gets_archived():
+    """A state written with SpiffWorkflow's full prediction and whole tree (as stored before this engine)."""
+    _, [process] = engine.compile_bpmn(chain(40))
+    old_runtime = engine.ProcessRuntime(process.spec_json)
+    for task_spec in old_runtime.spec.task_specs.values():
+        del task_spec.bpm_predict_depth
+    del old_runtime.spec.bpm_archives
+    workflow = old_runtime.new_workflow()
+    engine.start(workflow, {})
+    for step in range(1, 11):
+        engine.complete(workflow, engine.open_tasks(workflow)[0].id, {"seen": step})
+    stored = engine.snapshot(workflow)
+    assert stored.archive is None and "end" in engine.state_task_specs(stored.state_json)
+
+    run = Run(chain(40), {})
+    run.runtime = engine.ProcessRuntime(process.spec_json)  # today's runtime of the same version
+    run.chunks, run.snap = [], stored
+    for step in range(11, 41):
+        run.complete(f"step_{step}", {"seen": step})
+    assert run.snap.completed and run.chunks
+    assert engine.completed_elements(run.whole()) == ["start", *[f"step_{i}" for i in range(1, 41)], "end"]
