@@ -1269,7 +1269,7 @@ def _archive_cut(workflow: BpmnWorkflow):
 
 
 def _may_leave(workflow: BpmnWorkflow, leaving: list) -> bool:
-    """Only finished tasks leave, never one a subprocess, the last step or a waiting event refers to."""
+    """Only finished tasks leave, and never one a subprocess or the workflow's last step refers to."""
     last = workflow.last_task.id if workflow.last_task is not None else None
     return all(task.has_state(TaskState.FINISHED_MASK) and task.id not in workflow.subprocesses
                and task.id != last for task in leaving)

@@ -92,10 +92,9 @@ def _new_version(uow, process: engine.CompiledProcess, xml: str, checksum: str, 
     return row
 
 
-# Loading a definition for running it: the BPMN text and the spec JSON are large and not needed once the parsed
-# spec is cached (bpm.services.definitions.runtime_for), so they are loaded on first access only.
-# Commands that run a definition load it without its large columns: the BPMN and spec texts (the runtime is
-# cached) and the model (`model_of` caches it): a 500-step process's model alone is 100 KB of JSON.
+# Loading a definition for running it: its large columns are not needed once cached, so they are loaded on first
+# access only: the BPMN text and the spec JSON (the parsed spec: `runtime_for`) and the model (`model_of`; a
+# 500-step process's model alone is 100 KB of JSON).
 WITHOUT_TEXTS = (defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json),
                  defer(ProcessDefinition.model))
 
