@@ -656,7 +656,10 @@ _spiff_predict = TaskSpec._predict
 
 
 def _predict_near(self, my_task, seen=None, looked_ahead=0, mask=TaskState.PREDICTED_MASK):
-    """TaskSpec._predict with the look-ahead of definite tasks bounded by the spec's `bpm_predict_depth`."""
+    """TaskSpec._predict with the definite path ahead (FUTURE tasks) bounded by the spec's `bpm_predict_depth`.
+    What only may happen next to a definite task (boundary events, a gateway's branches) is still predicted as
+    SpiffWorkflow does: a boundary event becomes WAITING without passing `_update`, so its successors must exist
+    by then."""
     depth = getattr(self, "bpm_predict_depth", None)
     if depth is None:
         return _spiff_predict(self, my_task, seen, looked_ahead, mask)
@@ -666,11 +669,16 @@ def _predict_near(self, my_task, seen=None, looked_ahead=0, mask=TaskState.PREDI
         self._predict_hook(my_task)
     if my_task.has_state(TaskState.PREDICTED_MASK):
         seen.append(self)
-    limit = depth if my_task.has_state(TaskState.DEFINITE_MASK) else self.lookahead
-    if looked_ahead + 1 < limit:
-        for child in my_task.children:
-            if (child.has_state(mask) or _at_prediction_frontier(child)) and child not in seen:
-                child.task_spec._predict(child, seen[:], looked_ahead + 1, mask)
+    definite = my_task.has_state(TaskState.DEFINITE_MASK)
+    for child in my_task.children:
+        if not (child.has_state(mask) or _at_prediction_frontier(child)) or child in seen:
+            continue
+        if child.state == TaskState.FUTURE:  # the definite path ahead: bounded
+            deeper = looked_ahead + 1 < depth
+        else:  # what may happen (a boundary event, a gateway's branches): SpiffWorkflow's own look-ahead
+            deeper = definite or looked_ahead + 1 < self.lookahead
+        if deeper:
+            child.task_spec._predict(child, seen[:], looked_ahead + 1, mask)
 
 
 def _at_prediction_frontier(task) -> bool:

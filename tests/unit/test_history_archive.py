@@ -253,3 +253,31 @@ def test_an_instance_stored_before_the_archive_moves_on_and_gets_archived():
         run.complete(f"step_{step}", {"seen": step})
     assert run.snap.completed and run.chunks
     assert engine.completed_elements(run.whole()) == ["start", *[f"step_{i}" for i in range(1, 41)], "end"]
+
+
+def test_a_boundary_event_reached_later_in_a_predicted_near_process_leads_on_when_it_fires():
+    """The boundary event becomes WAITING straight from MAYBE (SpiffWorkflow's event split does not `_update` it):
+    what follows it must already be predicted when the step before reaches it."""
+    bpmn = _process("boundary_later", [
+        '<bpmn:startEvent id="start"/>', *_users("first", "second", "third", "wait", "chase"),
+        '<bpmn:boundaryEvent id="late" attachedToRef="wait"><bpmn:timerEventDefinition>'
+        '<bpmn:timeDuration>P3D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>',
+        '<bpmn:boundaryEvent id="later" attachedToRef="chase"><bpmn:timerEventDefinition>'
+        '<bpmn:timeDuration>P9D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>',
+        '<bpmn:endEvent id="end"/>', '<bpmn:endEvent id="end_late"/>',
+        _flow("f0", "start", "first"), _flow("f1", "first", "second"), _flow("f2", "second", "third"),
+        _flow("f7", "third", "wait"), _flow("f3", "wait", "end"), _flow("f4", "late", "chase"),
+        _flow("f5", "chase", "end"), _flow("f6", "later", "end_late"),
+    ])
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with engine.clock_context(lambda: now):
+        run = Run(bpmn, {})
+        assert "chase" not in engine.state_task_specs(run.snap.state_json), "the path ahead was predicted in full"
+        for element_id in ("first", "second", "third"):
+            run.complete(element_id, {})
+        workflow = run.runtime.restore(run.snap.state_json)
+        [fired] = engine.fire_due_timers(workflow, now + timedelta(days=3))
+        snap = engine.snapshot(workflow)
+    assert fired.element_id == "late"
+    assert [t.element_id for t in snap.open_tasks] == ["chase"]
+    assert [t.element_id for t in snap.timers] == ["later"]
