@@ -1246,11 +1246,14 @@ class ArchiveUpdate:
 def archive_finished(workflow: BpmnWorkflow) -> ArchiveUpdate | None:
     """Move the finished tasks above the live part of the tree out of the workflow; what to store."""
     merged = getattr(workflow, "bpm_archive_merged", False)
+    nothing_leaves = ArchiveUpdate(True, None) if merged else None
     cut = _archive_cut(workflow) if getattr(workflow.spec, "bpm_archives", False) else None
-    kept = {task.id for task in cut} if cut is not None else set()
+    if cut is None:
+        return nothing_leaves
+    kept = {task.id for task in cut}
     leaving = [task for task in workflow.tasks.values() if task.id not in kept and task is not workflow.task_tree]
-    if cut is None or len(leaving) < ARCHIVE_BATCH or not _may_leave(workflow, leaving):
-        return ArchiveUpdate(True, None) if merged else None
+    if len(leaving) < ARCHIVE_BATCH or not _may_leave(workflow, leaving):
+        return nothing_leaves
     chunk = json.dumps(_archive_records(workflow, leaving))
     _splice(workflow, cut, leaving)
     return ArchiveUpdate(merged, chunk)
@@ -1374,10 +1377,9 @@ def missing_in_target(state_json: str, target: ProcessRuntime) -> dict[str, str]
     return {name: state for name, state in specs.items() if name not in known}
 
 
-def migrate_state(state_json: str, target: ProcessRuntime, archive: list[str] | None = None) -> BpmnWorkflow:
-    """Restore a stored state (with its archive) against another version's spec (task spec names are BPMN ids)."""
-    if archive is not None:
-        state_json = merge_archive(state_json, archive)
+def migrate_state(state_json: str, target: ProcessRuntime, whole: bool = False) -> BpmnWorkflow:
+    """Restore a stored state against another version's spec (task spec names are BPMN ids). `whole`: the state
+    was merged with the instance's archive (merge_archive), and the next snapshot replaces the stored archive."""
     missing = missing_in_target(state_json, target)
     if missing:
         raise EngineError("the target version lacks " + ", ".join(sorted(missing)))
@@ -1388,7 +1390,7 @@ def migrate_state(state_json: str, target: ProcessRuntime, archive: list[str] | 
             raise EngineError(f"the state cannot be restored on the target version: {error}") from error
         for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
             task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | task.state)
-    workflow.bpm_archive_merged = archive is not None  # the next snapshot replaces the stored archive
+    workflow.bpm_archive_merged = whole
     return workflow
 
 

@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +34,7 @@ from bpm.clock import utc
 from bpm.domain import events
 from bpm.domain.errors import InvalidTransition, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
 from bpm.domain.model import Actor
-from bpm.services import approval_notify
+from bpm.services import approval_notify, definitions
 from bpm.services.handlers import handles
 from bpm.services.projection import record
 
@@ -48,8 +47,6 @@ ALLOWED_CONTENT_TYPES = frozenset({
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 })
 MENTION = re.compile(r"@([A-Za-z0-9_.\-]+)")
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 
 # --- visibility -----------------------------------------------------------------------------------
@@ -392,25 +389,6 @@ def _definition_of(uow, task: Task) -> ProcessDefinition:
     return uow.session.get(ProcessDefinition, instance.definition_id)
 
 
-_DEDUPE: dict[tuple[int, str, str], bool] = {}
-
-
 def dedupe_enabled(definition: ProcessDefinition) -> bool:
     """Process-level camunda:property `bpm.dedupeApprovers` = true (read once per definition version)."""
-    key = (definition.id, definition.checksum, definition.key)
-    if key not in _DEDUPE:
-        _DEDUPE[key] = _process_property(definition, "bpm.dedupeApprovers") == "true"
-    return _DEDUPE[key]
-
-
-def _process_property(definition: ProcessDefinition, name: str) -> str | None:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    root = etree.fromstring(definition.bpmn_xml.encode(), parser)
-    process = root.find(f"{{{BPMN_NS}}}process[@id='{definition.key}']")
-    if process is None:
-        return None
-    for prop in process.findall(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/"
-                                f"{{{CAMUNDA_NS}}}property"):
-        if prop.get("name") == name:
-            return (prop.get("value") or "").strip().lower()
-    return None
+    return (definitions.process_properties(definition).get("bpm.dedupeApprovers") or "").strip().lower() == "true"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,35 +139,33 @@ def list_versions(uow: UnitOfWork, key: str) -> list[ProcessDefinition]:
 
 # Process-level camunda:property giving user tasks without a due date of their own one (an ISO duration).
 DEFAULT_DUE = "bpm.defaultDue"
-_PROPERTIES: dict[tuple[int, str, str], dict[str, str]] = {}
-MAX_CACHED_PROPERTIES = 512
+MAX_CACHED_PER_VERSION = 1024
+_PER_VERSION: dict[tuple[str, int, str, str], Any] = {}
+
+
+def _once_per_version(kind: str, definition: ProcessDefinition, load: Callable[[], Any]) -> Any:
+    """What `load` derives from a definition version, computed once per version and process: definitions never
+    change (one upload holds several processes, hence the key)."""
+    key = (kind, definition.id, definition.checksum, definition.key)
+    found = _PER_VERSION.get(key)
+    if found is None:
+        if len(_PER_VERSION) >= MAX_CACHED_PER_VERSION:
+            _PER_VERSION.clear()
+        found = _PER_VERSION[key] = load()
+    return found
 
 
 def process_properties(definition: ProcessDefinition) -> dict[str, str]:
-    """The process-level camunda:properties of a definition version, parsed once per version; the BPMN text is
-    read only on the first call (hot paths load definitions without their large texts)."""
-    key = (definition.id, definition.checksum, definition.key)  # one upload holds several processes
-    found = _PROPERTIES.get(key)
-    if found is None:
-        if len(_PROPERTIES) >= MAX_CACHED_PROPERTIES:
-            _PROPERTIES.clear()
-        found = _PROPERTIES[key] = engine.process_properties(definition.bpmn_xml, definition.key)
-    return found
-
-
-_MODELS: dict[tuple[int, str, str], dict[str, Any]] = {}
+    """The process-level camunda:properties of a definition version; the BPMN text is read only on the first
+    call (hot paths load definitions without their large texts)."""
+    return _once_per_version("properties", definition,
+                             lambda: engine.process_properties(definition.bpmn_xml, definition.key))
 
 
 def model_of(definition: ProcessDefinition) -> dict[str, Any]:
-    """The definition version's model (user tasks, gateways, element names), read once per version and process:
-    definitions never change, and hot paths load them without it (WITHOUT_TEXTS). Callers only read it."""
-    key = (definition.id, definition.checksum, definition.key)
-    found = _MODELS.get(key)
-    if found is None:
-        if len(_MODELS) >= MAX_CACHED_PROPERTIES:
-            _MODELS.clear()
-        found = _MODELS[key] = definition.model or {}
-    return found
+    """The definition version's model (user tasks, gateways, element names); hot paths load definitions without
+    it (WITHOUT_TEXTS). Callers only read it."""
+    return _once_per_version("model", definition, lambda: definition.model or {})
 
 
 # Parsed specs per definition version: definitions never change, so a process keeps each one it has used.

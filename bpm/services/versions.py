@@ -140,14 +140,14 @@ def _instances(uow: UnitOfWork, source: ProcessDefinition, ids: list[str] | None
 
 
 def _migrate_one(uow, instance, source, target, runtime, cmd: MigrateInstances) -> MigrationOutcome:
-    archive = archived_chunks(uow, instance.id)  # completed steps count too, however long ago
-    reasons = _blockers(instance, source, runtime, archive)
+    whole = engine.merge_archive(instance.state_json, archived_chunks(uow, instance.id))  # every completed step
+    reasons = _blockers(instance, source, runtime, whole)
     outcome = MigrationOutcome(instance.id, can_move=not reasons, reasons=reasons)
     if reasons:
         return outcome
     try:
         with engine.clock_context(uow.clock.now):
-            workflow = engine.migrate_state(instance.state_json, runtime, archive)
+            workflow = engine.migrate_state(whole, runtime, whole=True)
             snap = engine.snapshot(workflow)
     except engine.EngineError as error:
         outcome.can_move, outcome.reasons = False, [str(error)]
@@ -176,12 +176,12 @@ def _reassign_open_tasks(uow: UnitOfWork, target: ProcessDefinition, snap: engin
         replace_candidates(uow, row)
 
 
-def _blockers(instance: ProcessInstance, source: ProcessDefinition, runtime, archive: list[str]) -> list[str]:
+def _blockers(instance: ProcessInstance, source: ProcessDefinition, runtime, whole_state: str) -> list[str]:
     if instance.definition_id != source.id:
         return [f"the instance runs another definition version (id {instance.definition_id})"]
     if instance.status != "running":
         return [f"the instance is {instance.status}"]
-    missing = engine.missing_in_target(engine.merge_archive(instance.state_json, archive), runtime)
+    missing = engine.missing_in_target(whole_state, runtime)
     return [f"{'active' if state in ACTIVE_STATES else 'completed'} element '{element}' ({state}) is missing "
             "in the target version" for element, state in sorted(missing.items())]
 
