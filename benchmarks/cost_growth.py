@@ -1,16 +1,18 @@
 """Cost growth: does a step cost more when the instance has already completed many steps?
 
-    .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,500] [--loop 500] [--parallel 100]
+    .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,500] [--loop 500] [--parallel-loop 250]
+                                               [--parallel 100]
 
 Generates (into a scratch directory) sequential chains of 5, 50 and 500 user tasks (SpiffWorkflow's parser
 recurses once per element of a chain: bpm.engine compiles, and runs the steps of large processes, on a thread
 with a deep stack), a loop (one user task and an exclusive gateway looping back 500 times, the case where
-completed tasks pile up in the instance) and one process with a 100-way parallel multi-instance user task,
+completed tasks pile up in the instance), a loop through a parallel join (two user tasks a pass, 250 passes)
+and one process with a 100-way parallel multi-instance user task,
 deploys them, and for one instance of each measures every completion:
   engine:  CPU time of bpm.engine restore -> complete -> snapshot on the instance-only JSON (no database), for
            two instances moved in turns: one with the engine-side optimisations of issue 7 switched off
            in-process (EngineBaseline: every task query a SpiffWorkflow tree walk, no archive, SpiffWorkflow's
-           full path prediction) and one as shipped;
+           full path prediction and its own parallel join) and one as shipped;
   service: tasks.complete_task on PostgreSQL (its own transaction; the next task id is looked up outside).
 Reports per-step time at the start (first 10 % of the steps, at least the first 3) and at the end (last
 10 %), their ratio, the instance row size (state_json bytes) at the end and the largest on the way, and the
@@ -29,6 +31,8 @@ import uuid
 from pathlib import Path
 
 from _common import BROKER_URL, private_database, scratch_dir, seed, token_of
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from sqlalchemy import text
 
 from bpm import engine
@@ -118,6 +122,41 @@ def loop_bpmn(iterations: int) -> tuple[str, bytes]:
     return key, _document(key, body, di)
 
 
+def parallel_loop_bpmn(iterations: int) -> tuple[str, bytes]:
+    """start -> split -> (a | b) -> join -> gateway (n < total: back to split) -> end: a loop through a parallel
+    join, two user tasks a pass."""
+    key = f"parallel_loop_{iterations}"
+    user = ('<bpmn:userTask id="{id}" name="{id}" camunda:candidateGroups="team-leads"><bpmn:incoming>{into}'
+            '</bpmn:incoming><bpmn:outgoing>{out}</bpmn:outgoing></bpmn:userTask>')
+    body = [
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f_0</bpmn:outgoing></bpmn:startEvent>',
+        '<bpmn:parallelGateway id="split"><bpmn:incoming>f_0</bpmn:incoming><bpmn:incoming>f_again</bpmn:incoming>'
+        '<bpmn:outgoing>f_a</bpmn:outgoing><bpmn:outgoing>f_b</bpmn:outgoing></bpmn:parallelGateway>',
+        user.format(id="a", into="f_a", out="f_a_join"), user.format(id="b", into="f_b", out="f_b_join"),
+        '<bpmn:parallelGateway id="join"><bpmn:incoming>f_a_join</bpmn:incoming><bpmn:incoming>f_b_join'
+        '</bpmn:incoming><bpmn:outgoing>f_1</bpmn:outgoing></bpmn:parallelGateway>',
+        '<bpmn:exclusiveGateway id="more" name="More?" default="f_done"><bpmn:incoming>f_1</bpmn:incoming>'
+        '<bpmn:outgoing>f_again</bpmn:outgoing><bpmn:outgoing>f_done</bpmn:outgoing></bpmn:exclusiveGateway>',
+        '<bpmn:endEvent id="end"><bpmn:incoming>f_done</bpmn:incoming></bpmn:endEvent>',
+        '<bpmn:sequenceFlow id="f_0" sourceRef="start" targetRef="split" />',
+        '<bpmn:sequenceFlow id="f_a" sourceRef="split" targetRef="a" />',
+        '<bpmn:sequenceFlow id="f_b" sourceRef="split" targetRef="b" />',
+        '<bpmn:sequenceFlow id="f_a_join" sourceRef="a" targetRef="join" />',
+        '<bpmn:sequenceFlow id="f_b_join" sourceRef="b" targetRef="join" />',
+        '<bpmn:sequenceFlow id="f_1" sourceRef="join" targetRef="more" />',
+        '<bpmn:sequenceFlow id="f_again" sourceRef="more" targetRef="split">'
+        '<bpmn:conditionExpression xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:type="bpmn:tFormalExpression">${n &lt; total}</bpmn:conditionExpression></bpmn:sequenceFlow>',
+        '<bpmn:sequenceFlow id="f_done" sourceRef="more" targetRef="end" />',
+    ]
+    di = [_shape("start", 150, 182, 36, 36), _shape("split", 230, 175, 50, 50), _shape("a", 320, 80, 100, 80),
+          _shape("b", 320, 240, 100, 80), _shape("join", 470, 175, 50, 50), _shape("more", 560, 175, 50, 50),
+          _shape("end", 660, 182, 36, 36), _edge("f_0", 186, 230), _edge("f_a", 280, 320), _edge("f_b", 280, 320),
+          _edge("f_a_join", 420, 470), _edge("f_b_join", 420, 470), _edge("f_1", 520, 560),
+          _edge("f_again", 585, 255), _edge("f_done", 610, 660)]
+    return key, _document(key, body, di)
+
+
 def _document(key: str, body: list[str], di: list[str]) -> bytes:
     return (HEADER.format(key=key) + "\n".join(body) + "\n  </bpmn:process>\n"
             f'  <bpmndi:BPMNDiagram id="diagram"><bpmndi:BPMNPlane id="plane" bpmnElement="{key}">'
@@ -132,15 +171,20 @@ class EngineBaseline:
     timers always refreshed, no archive, and (with `baseline_runtime`) SpiffWorkflow's full path prediction."""
 
     def __enter__(self):
-        self.saved = (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH)
+        self.saved = (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH,
+                      ParallelGateway._update_hook, ParallelGateway._run_hook)
         engine.tasks_in_state = lambda workflow, state, manual=None: workflow.get_tasks(state=state, manual=manual)
         engine._waits_for_timers = lambda workflow: True
         engine._engine_round = lambda workflow: workflow._do_engine_steps()
         engine.ARCHIVE_BATCH = sys.maxsize
+        # SpiffWorkflow's own parallel join, which checks every copy of itself in the whole tree
+        ParallelGateway._update_hook = UnstructuredJoin._update_hook
+        ParallelGateway._run_hook = UnstructuredJoin._run_hook
         return self
 
     def __exit__(self, *exc):
-        engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH = self.saved
+        (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH,
+         ParallelGateway._update_hook, ParallelGateway._run_hook) = self.saved
 
 
 def baseline_runtime(spec_json: str) -> engine.ProcessRuntime:
@@ -157,6 +201,7 @@ class EngineRun:
 
     def __init__(self, runtime: engine.ProcessRuntime, total: int, baseline: bool):
         self.runtime, self.baseline, self.times = runtime, baseline, []
+        self.failed_at: int | None = None  # the step that raised an engine error (the run stops there)
         with EngineBaseline() if baseline else contextlib.nullcontext():
             workflow = runtime.new_workflow()
             engine.start(workflow, {"total": total, "n": 0})
@@ -167,23 +212,27 @@ class EngineRun:
         with EngineBaseline() if self.baseline else contextlib.nullcontext():
             began = time.process_time()
             moved = self.runtime.restore(self.snap.state_json)
-            engine.complete(moved, self.snap.open_tasks[0].id, {"approved": True, "n": number})
+            try:
+                engine.complete(moved, self.snap.open_tasks[0].id, {"approved": True, "n": number})
+            except engine.EngineError:
+                self.failed_at, self.snap.open_tasks[:] = number, []
+                return
             self.snap = engine.snapshot(moved)
             self.times.append(time.process_time() - began)
 
 
-def engine_steps(spec_json: str, total: int) -> tuple[list[float], list[float], int]:
+def engine_steps(spec_json: str, total: int) -> tuple[EngineRun, EngineRun]:
     """CPU seconds per completion through bpm.engine alone, before (EngineBaseline, full prediction) and after:
     two instances of the process, moved step by step in turns, alternating which goes first. CPU time: the
     engine is pure computation, and CPU time is far less disturbed than wall time by other work on a shared
-    machine. Also returns the final state size of the shipped engine's instance."""
+    machine."""
     before = EngineRun(baseline_runtime(spec_json), total, baseline=True)
     after = EngineRun(engine.ProcessRuntime(spec_json), total, baseline=False)
     while before.snap.open_tasks or after.snap.open_tasks:
         pair = [run for run in (before, after) if run.snap.open_tasks]
         for run in pair if len(after.times) % 2 else reversed(pair):
             run.step()
-    return before.times, after.times, len(after.snap.state_json)
+    return before, after
 
 
 class Service:
@@ -233,10 +282,13 @@ def main() -> None:
     parser.add_argument("--lengths", default="5,50,500", help="sequential chains of user tasks")
     parser.add_argument("--loop", type=int, default=500, help="iterations of the loop-back process")
     parser.add_argument("--parallel", type=int, default=100)
+    parser.add_argument("--parallel-loop", type=int, default=250, help="passes of the loop through a parallel join")
     args = parser.parse_args()
     folder = scratch_dir()
+    # the loops end once `n` (the number of steps completed) reaches `total`; a pass of the parallel loop is 2 steps
+    totals = {f"loop_{args.loop}": args.loop, f"parallel_loop_{args.parallel_loop}": 2 * args.parallel_loop}
     processes = [sequential_bpmn(int(n)) for n in args.lengths.split(",")]
-    processes += [loop_bpmn(args.loop), parallel_bpmn(args.parallel)]
+    processes += [loop_bpmn(args.loop), parallel_loop_bpmn(args.parallel_loop), parallel_bpmn(args.parallel)]
     files = []
     for key, document in processes:
         path = Path(folder) / f"{key}.bpmn"
@@ -251,14 +303,15 @@ def main() -> None:
         service = Service(url)
         try:
             for (key, _document_bytes), path in zip(processes, files, strict=True):
-                total = args.loop if key.startswith("loop_") else 0
+                total = totals.get(key, 0)
                 _xml, compiled = engine.compile_bpmn(path.read_bytes())
-                before_times, engine_times, _size = engine_steps(compiled[0].spec_json, total)
+                before, after = engine_steps(compiled[0].spec_json, total)
                 service_times, sizes = service.run(key, total)
-                b0, b1 = start_end(before_times)
-                e0, e1 = start_end(engine_times)
+                b0, b1 = start_end(before.times)
+                e0, e1 = start_end(after.times)
                 s0, s1 = start_end(service_times)
-                print(f"| {key} | {len(service_times)} | {b0:.2f} -> {b1:.2f} ({b1 / b0:.1f}x) | "
+                failed = f" failed at step {before.failed_at}" if before.failed_at else ""
+                print(f"| {key} | {len(service_times)} | {b0:.2f} -> {b1:.2f} ({b1 / b0:.1f}x){failed} | "
                       f"{e0:.2f} -> {e1:.2f} ({e1 / e0:.1f}x) | "
                       f"{s0:.1f} -> {s1:.1f} ({s1 / s0:.1f}x) | {sizes[-1]} ({max(sizes)}) | "
                       f"{(sizes[-1] - sizes[0]) / max(1, len(sizes) - 1):.0f} | {service.archive_rows} |", flush=True)

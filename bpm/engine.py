@@ -38,6 +38,7 @@ from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as Bpm
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -46,6 +47,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from bpm import bpmn_xml, expressions
@@ -646,10 +648,9 @@ class Snapshot:
 # step. The engine only needs the tasks next to the live ones: when a predicted task becomes definite, its own
 # successors are predicted then. Some joins need more: an inclusive gateway with several incoming flows decides
 # whether to wait from the copies of itself predicted on the branches still heading for it (processes with one
-# keep SpiffWorkflow's full prediction), and a join on a cycle tells a loop's first pass from the next ones by
-# the copy predicted after its own back edge and by walking its ancestors back to the start (processes with one
-# keep the full prediction and the whole tree). Spec attribute `bpm_predict_depth`: how many levels ahead a
-# definite task predicts.
+# keep SpiffWorkflow's full prediction), and one on a cycle also compares its copies across the loop's passes
+# (processes with one keep the whole tree too). Parallel joins need neither (see "parallel join").
+# Spec attribute `bpm_predict_depth`: how many levels ahead a definite task predicts.
 
 PREDICT_DEPTH = 2
 _spiff_predict = TaskSpec._predict
@@ -699,24 +700,123 @@ TaskSpec._predict = _predict_near
 TaskSpec._update = _update_near
 
 
+# --- parallel join: tokens, not history ---------------------------------------------------------------------------
+# SpiffWorkflow's parallel gateway decides whether to fire by looking at every task of its spec in the whole tree
+# and telling earlier passes of a loop from this one by ancestry: each check walks the whole history (the cost of a
+# step grows with the loop), it cannot work on a tree whose finished part was archived, and it counts the copy a
+# branch left at the join in an earlier pass as a token of this one (in a loop whose branches finish in another
+# order than the pass before, the join fires without waiting and the next pass starts beside the open task).
+# Here a join fires when a token waits on every incoming flow, as BPMN says. A token is a copy of the join that a
+# completed branch reached and that no firing consumed (WAITING). A send-back into a branch after the join fired
+# gives a token back: the copy the other branch left (CANCELLED when consumed) counts again once the copy that
+# consumed it was dropped, and the copy that fired (COMPLETED) counts again once a token it consumed was dropped.
+# Firing consumes one token per incoming flow, oldest first; a second token on the same flow waits for the next
+# firing. A flow that can only be reached through the gateway itself (a loop's way back into a parallel gateway
+# that also starts the loop) is not waited for on the way in: the gateway fires when all flows from outside the
+# loop hold a token, or all the flows back into it do, as SpiffWorkflow's own gateway lets such loops run.
+
+JOINED_WITH = "bpm_joined_with"  # internal data of a join copy that fired: the ids of the tokens it consumed
+CONSUMED_BY = "bpm_consumed_by"  # internal data of a consumed token: the id of the copy that fired with it
+
+
+def _parallel_join_update(self, my_task) -> bool:
+    """Fire when every incoming flow of a group (see above) holds a token: merge the branches' data, consume the
+    tokens."""
+    tokens = _join_tokens(self, my_task)
+    back = _back_inputs(self)
+    groups = [[name for name in (spec.name for spec in self.inputs) if (name in back) is way_back]
+              for way_back in (False, True)]
+    ready = next((group for group in groups if group and all(name in tokens for name in group)), None)
+    if ready is None:
+        my_task._set_state(TaskState.WAITING)
+        return False
+    consumed = sorted((tokens[name] for name in ready if tokens[name] is not my_task),
+                      key=lambda t: t.last_state_change)
+    my_task.internal_data[JOINED_WITH] = [str(token.id) for token in consumed]
+    for token in consumed:
+        DeepMerge.merge(my_task.data, token.parent.data)
+        token.internal_data[CONSUMED_BY] = str(my_task.id)
+        if token.state == TaskState.WAITING:
+            token.cancel()
+        elif token.state == TaskState.COMPLETED:  # it fired before the send-back: what followed it is replaced
+            token._drop_children(force=True)
+    my_task._inherit_data()
+    return True
+
+
+def _join_tokens(self, my_task) -> dict[str, Any]:
+    """The oldest token on each incoming flow of this join (the arriving copy counts for its own flow)."""
+    tasks = my_task.workflow.tasks
+    others = [task for task in tasks.values() if task.task_spec is self and task is not my_task
+              and task.parent is not None and task.parent.state == TaskState.COMPLETED]
+    on_my_path = {task.id for task in _ancestors(my_task)} if others else set()
+    tokens: dict[str, Any] = {}
+    for task in [my_task, *sorted(others, key=lambda t: t.last_state_change)]:
+        if task is my_task or _is_token(task, tasks, on_my_path):
+            tokens.setdefault(task.parent.task_spec.name, task)
+    return tokens
+
+
+def _is_token(task, tasks, on_my_path: set) -> bool:
+    consumer = task.internal_data.get(CONSUMED_BY)
+    if consumer is not None:
+        return UUID(consumer) not in tasks
+    if task.state == TaskState.WAITING:
+        return True
+    if task.state == TaskState.COMPLETED and task.id not in on_my_path:
+        return any(UUID(token_id) not in tasks for token_id in task.internal_data.get(JOINED_WITH, []))
+    return False
+
+
+def _ancestors(task) -> Iterator:
+    task = task.parent
+    while task is not None:
+        yield task
+        task = task.parent
+
+
+def _back_inputs(self) -> frozenset[str]:
+    """Names of the incoming flows' sources that the process start reaches only through this gateway."""
+    back = getattr(self, "bpm_back_inputs", None)
+    if back is None:
+        reached, pending = {id(self)}, [self._wf_spec.start]
+        while pending:
+            spec = pending.pop()
+            if id(spec) not in reached:
+                reached.add(id(spec))
+                pending.extend(spec.outputs)
+        back = self.bpm_back_inputs = frozenset(spec.name for spec in self.inputs if id(spec) not in reached)
+    return back
+
+
+def _parallel_join_run(self, my_task) -> bool:
+    return True  # the branches' data was merged when the join fired (_parallel_join_update)
+
+
+ParallelGateway._update_hook = _parallel_join_update
+ParallelGateway._run_hook = _parallel_join_run
+
+
 def _mark_long_history_handling(specs: list) -> None:
-    """Mark a process's specs for the archive (`bpm_archives` on each process spec) unless a parallel or
-    inclusive join lies on a cycle, and for bounded prediction (`bpm_predict_depth` on each task spec) unless,
-    moreover, an inclusive gateway joins branches (see above and "archive")."""
+    """Mark a process's specs for the archive (`bpm_archives` on each process spec) unless an inclusive join lies
+    on a cycle, and for bounded prediction (`bpm_predict_depth` on each task spec) unless an inclusive gateway
+    joins branches at all (see above and "archive"). Parallel joins decide from their tokens alone (see "parallel
+    join") and allow both."""
     task_specs = [task_spec for spec in specs for task_spec in spec.task_specs.values()]
-    joins = [task_spec for task_spec in task_specs if _is_join(task_spec)]
-    if any(_on_a_cycle(join) for join in joins):
+    inclusive_joins = [task_spec for task_spec in task_specs
+                       if _is_join(task_spec) and isinstance(task_spec, InclusiveGateway)]
+    if any(_on_a_cycle(join) for join in inclusive_joins):
         return
     for spec in specs:
         spec.bpm_archives = True
-    if any(isinstance(join, InclusiveGateway) for join in joins):
+    if inclusive_joins:
         return
     for task_spec in task_specs:
         task_spec.bpm_predict_depth = PREDICT_DEPTH
 
 
 def _is_join(task_spec) -> bool:
-    """A parallel or inclusive gateway with several incoming flows."""
+    """A gateway with several incoming flows."""
     return isinstance(task_spec, UnstructuredJoin) and len(task_spec.inputs) > 1
 
 
@@ -1042,10 +1142,17 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 def completed_elements(workflow: BpmnWorkflow) -> list[str]:
     """BPMN ids of the elements the instance has passed through, in completion order (the path taken)."""
-    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
+    finished = _completed(workflow)
     for subprocess in workflow.subprocesses.values():
-        finished += [t for t in subprocess.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
+        finished += _completed(subprocess)
     return [t.task_spec.bpmn_id for t in sorted(finished, key=lambda t: t.last_state_change)]
+
+
+def _completed(workflow, manual: bool | None = None) -> list:
+    """The workflow's completed tasks of BPMN elements, from its task map: SpiffWorkflow's tree walk stops at depth
+    1000, so a long loop restored with its archive would lose its oldest steps."""
+    return [t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED and t.task_spec.bpmn_id
+            and (manual is None or t.task_spec.manual == manual)]
 
 
 # --- assignment expressions on user tasks ---------------------------------------------------------------------
@@ -1230,8 +1337,9 @@ def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) 
 # tasks and a few finished ones above them) out of the state, in chunks the server appends to the instance's
 # archive. The root task stays and gets the first kept task (the cut) as its only child; the state records
 # where the cut hung and what the root's children were, so that `merge_archive` rebuilds the exact tree for
-# what needs the whole history (the path taken, send-back to an archived step, migration). Processes with a join
-# on a cycle keep the whole tree (see "prediction"); the process spec's `bpm_archives` says which may archive.
+# what needs the whole history (the path taken, send-back to an archived step, migration). Processes with an
+# inclusive join on a cycle keep the whole tree (see "prediction"); the process spec's `bpm_archives` says which
+# may archive.
 
 ARCHIVE_BATCH = 8  # archive once at least this many finished tasks lie above the live part (one chunk per batch)
 ARCHIVE_KEEP = 3  # finished tasks kept above the live part: the steps just taken stay in the state
@@ -1388,7 +1496,8 @@ def migrate_state(state_json: str, target: ProcessRuntime, whole: bool = False) 
             workflow = target.restore(prune_predicted(state_json))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise EngineError(f"the state cannot be restored on the target version: {error}") from error
-        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+        live = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+        for task in [task for task in workflow.tasks.values() if task.state & live]:  # a whole tree is deep
             task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | task.state)
     workflow.bpm_archive_merged = whole
     return workflow
@@ -1610,7 +1719,7 @@ def end_multi_instance_when_decided(workflow: BpmnWorkflow, task_id: str) -> Non
 
 def completed_user_steps(workflow: BpmnWorkflow) -> list[tuple[str, str]]:
     """(task id, BPMN id) of completed manual tasks in completion order: the steps one may send a task back to."""
-    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED, manual=True) if t.task_spec.bpmn_id]
+    finished = _completed(workflow, manual=True)
     return [(str(t.id), t.task_spec.bpmn_id) for t in sorted(finished, key=lambda t: t.last_state_change)]
 
 
