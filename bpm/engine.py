@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from lxml import etree
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator, full_tag
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -39,7 +40,6 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
-from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser
@@ -646,11 +646,10 @@ class Snapshot:
 # SpiffWorkflow predicts every task a definite task leads to, recursively, when an instance is created and at each
 # step: a chain of 500 steps carries (and restores, walks and serializes) all the steps still to come, at every
 # step. The engine only needs the tasks next to the live ones: when a predicted task becomes definite, its own
-# successors are predicted then. Some joins need more: an inclusive gateway with several incoming flows decides
-# whether to wait from the copies of itself predicted on the branches still heading for it (processes with one
-# keep SpiffWorkflow's full prediction), and one on a cycle also compares its copies across the loop's passes
-# (processes with one keep the whole tree too). Parallel joins need neither (see "parallel join").
-# Spec attribute `bpm_predict_depth`: how many levels ahead a definite task predicts.
+# successors are predicted then. SpiffWorkflow's joins needed more (an inclusive gateway decided whether to wait
+# from the copies of itself predicted on the branches still heading for it); ours decide from tokens and the
+# process graph (see "parallel join"). Spec attribute `bpm_predict_depth`: how many levels ahead a definite task
+# predicts.
 
 PREDICT_DEPTH = 2
 _spiff_predict = TaskSpec._predict
@@ -730,8 +729,14 @@ def _parallel_join_update(self, my_task) -> bool:
     if ready is None:
         my_task._set_state(TaskState.WAITING)
         return False
-    consumed = sorted((tokens[name] for name in ready if tokens[name] is not my_task),
-                      key=lambda t: t.last_state_change)
+    _consume(my_task, [tokens[name] for name in ready])
+    return True
+
+
+def _consume(my_task, tokens: list) -> None:
+    """Fire `my_task` with these tokens (one per incoming flow): their branches' data is merged, oldest first,
+    the arriving branch's last."""
+    consumed = sorted((token for token in tokens if token is not my_task), key=lambda t: t.last_state_change)
     my_task.internal_data[JOINED_WITH] = [str(token.id) for token in consumed]
     for token in consumed:
         DeepMerge.merge(my_task.data, token.parent.data)
@@ -741,7 +746,6 @@ def _parallel_join_update(self, my_task) -> bool:
         elif token.state == TaskState.COMPLETED:  # it fired before the send-back: what followed it is replaced
             token._drop_children(force=True)
     my_task._inherit_data()
-    return True
 
 
 def _join_tokens(self, my_task) -> dict[str, Any]:
@@ -797,40 +801,74 @@ ParallelGateway._update_hook = _parallel_join_update
 ParallelGateway._run_hook = _parallel_join_run
 
 
+# An inclusive gateway joins the tokens that wait on its incoming flows once no token elsewhere in the instance
+# (a ready, waiting or running task) can still reach an incoming flow that holds none without passing the gateway
+# (BPMN's rule as engines apply it). SpiffWorkflow decided this from the copies of the gateway it had predicted
+# on the branches still heading for it, which needs the whole path ahead predicted and the whole tree kept.
+
+LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+
+
+def _inclusive_join_update(self, my_task) -> bool:
+    tokens = _join_tokens(self, my_task)
+    missing = [spec.name for spec in self.inputs if spec.name not in tokens]
+    if missing and _may_still_arrive(self, my_task, missing):
+        my_task._set_state(TaskState.WAITING)
+        return False
+    _consume(my_task, list(tokens.values()))
+    return True
+
+
+def _may_still_arrive(self, my_task, missing: list[str]) -> bool:
+    """Whether a live task outside this gateway can reach one of its `missing` incoming flows."""
+    reaching = _reaching(self)
+    sources = set().union(*(reaching[name] for name in missing))
+    return any(task.task_spec.name in sources for task in my_task.workflow.tasks.values()
+               if task.state & LIVE and task.task_spec is not self)
+
+
+def _reaching(self) -> dict[str, frozenset[str]]:
+    """For each incoming flow's source: the names of the specs from which it can be reached (itself included)
+    without passing this gateway."""
+    reaching = getattr(self, "bpm_reaching", None)
+    if reaching is None:
+        reaching = {}
+        for source in self.inputs:
+            found, pending = {source.name}, [source]
+            while pending:
+                for earlier in pending.pop().inputs:
+                    if earlier is not self and earlier.name not in found:
+                        found.add(earlier.name)
+                        pending.append(earlier)
+            reaching[source.name] = frozenset(found)
+        self.bpm_reaching = reaching
+    return reaching
+
+
+def _inclusive_join_run(self, my_task) -> bool:
+    """SpiffWorkflow's inclusive gateway run without its merge of every earlier copy's branch (the tokens' data
+    was merged when the gateway fired): take the flows whose conditions hold, else the default."""
+    matches, defaults = self._get_matching_outputs(my_task)
+    if not matches + defaults:
+        raise WorkflowTaskException("No conditions satisfied on gateway", task=my_task)
+    my_task._sync_children(matches or defaults, TaskState.FUTURE)
+    for child in my_task.children:
+        child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+    return True
+
+
+InclusiveGateway._update_hook = _inclusive_join_update
+InclusiveGateway._run_hook = _inclusive_join_run
+
+
 def _mark_long_history_handling(specs: list) -> None:
-    """Mark a process's specs for the archive (`bpm_archives` on each process spec) unless an inclusive join lies
-    on a cycle, and for bounded prediction (`bpm_predict_depth` on each task spec) unless an inclusive gateway
-    joins branches at all (see above and "archive"). Parallel joins decide from their tokens alone (see "parallel
-    join") and allow both."""
-    task_specs = [task_spec for spec in specs for task_spec in spec.task_specs.values()]
-    inclusive_joins = [task_spec for task_spec in task_specs
-                       if _is_join(task_spec) and isinstance(task_spec, InclusiveGateway)]
-    if any(_on_a_cycle(join) for join in inclusive_joins):
-        return
+    """Mark a process's specs for the archive (`bpm_archives` on each process spec) and for bounded prediction
+    (`bpm_predict_depth` on each task spec): every process gets both, since its joins decide from the tokens of
+    the current pass alone (see "parallel join"); the marks let a benchmark switch either off."""
     for spec in specs:
         spec.bpm_archives = True
-    if inclusive_joins:
-        return
-    for task_spec in task_specs:
-        task_spec.bpm_predict_depth = PREDICT_DEPTH
-
-
-def _is_join(task_spec) -> bool:
-    """A gateway with several incoming flows."""
-    return isinstance(task_spec, UnstructuredJoin) and len(task_spec.inputs) > 1
-
-
-def _on_a_cycle(task_spec) -> bool:
-    seen: set[int] = set()
-    pending = list(task_spec.outputs)
-    while pending:
-        following = pending.pop()
-        if following is task_spec:
-            return True
-        if id(following) not in seen:
-            seen.add(id(following))
-            pending.extend(following.outputs)
-    return False
+        for task_spec in spec.task_specs.values():
+            task_spec.bpm_predict_depth = PREDICT_DEPTH
 
 
 def _predicts_near(spec) -> bool:
@@ -1337,9 +1375,8 @@ def send_message(workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any]) 
 # tasks and a few finished ones above them) out of the state, in chunks the server appends to the instance's
 # archive. The root task stays and gets the first kept task (the cut) as its only child; the state records
 # where the cut hung and what the root's children were, so that `merge_archive` rebuilds the exact tree for
-# what needs the whole history (the path taken, send-back to an archived step, migration). Processes with an
-# inclusive join on a cycle keep the whole tree (see "prediction"); the process spec's `bpm_archives` says which
-# may archive.
+# what needs the whole history (the path taken, send-back to an archived step, migration). The process spec's
+# `bpm_archives` says whether it may archive (see _mark_long_history_handling).
 
 ARCHIVE_BATCH = 8  # archive once at least this many finished tasks lie above the live part (one chunk per batch)
 ARCHIVE_KEEP = 3  # finished tasks kept above the live part: the steps just taken stay in the state

@@ -199,9 +199,9 @@ def inclusive_then_loop() -> bytes:
     ])
 
 
-def test_an_inclusive_join_keeps_the_full_prediction_and_a_loop_after_it_is_archived():
+def test_an_inclusive_join_waits_for_a_branch_still_on_its_way_with_only_the_next_steps_predicted():
     run = Run(inclusive_then_loop(), {"go": True, "n": 0, "total": 40})
-    assert "more" in engine.state_task_specs(run.snap.state_json), "the path ahead should be predicted in full"
+    assert "end" not in engine.state_task_specs(run.snap.state_json), "only the next steps should be predicted"
     run.complete("b", {})
     for element_id in ("a1", "a2"):
         assert [t.element_id for t in run.snap.open_tasks] == [element_id], "the merge fired before a3"
@@ -213,6 +213,40 @@ def test_an_inclusive_join_keeps_the_full_prediction_and_a_loop_after_it_is_arch
     assert run.snap.completed and run.chunks
     path = engine.completed_elements(run.whole())
     assert path.count("merge") == 1 and path.count("work") == 40
+
+
+def inclusive_loop() -> bytes:
+    """start -> fork (inclusive: a if use_a, b if use_b) -> merge -> more? (n < total: back to fork) -> end."""
+    return _process("inclusive_loop", [
+        '<bpmn:startEvent id="start"/>', '<bpmn:inclusiveGateway id="fork"/>', *_users("a", "b"),
+        '<bpmn:inclusiveGateway id="merge"/>', '<bpmn:exclusiveGateway id="more" default="done"/>',
+        '<bpmn:endEvent id="end"/>',
+        _flow("f0", "start", "fork"), _flow("f1", "fork", "a", condition="use_a"),
+        _flow("f2", "fork", "b", condition="use_b"), _flow("f3", "a", "merge"), _flow("f4", "b", "merge"),
+        _flow("f5", "merge", "more"), _flow("again", "more", "fork", again=True), _flow("done", "more", "end"),
+    ])
+
+
+def test_a_loop_through_an_inclusive_join_waits_for_exactly_the_branches_taken_in_each_pass():
+    branches = [("a", "b"), ("a",), ("b",), ("b", "a")]  # taken in this pass, in the order they finish
+    passes = 120
+
+    def flags(n: int) -> dict:
+        taken = branches[n % len(branches)]
+        return {"use_a": "a" in taken, "use_b": "b" in taken}
+
+    run = Run(inclusive_loop(), {"n": 0, "total": passes, **flags(1)})
+    for n in range(1, passes + 1):
+        taken = branches[n % len(branches)]
+        assert sorted(t.element_id for t in run.snap.open_tasks) == sorted(taken), f"pass {n}"
+        if len(taken) == 2:
+            run.complete(taken[0], {})
+            assert [t.element_id for t in run.snap.open_tasks] == [taken[1]], f"the merge did not wait in pass {n}"
+        run.complete(taken[-1], {"n": n, **flags(n + 1)})
+    assert run.snap.completed
+    assert max(run.sizes[80:]) <= max(run.sizes[:40]) * 1.2, "the state grew with the passes"
+    path = engine.completed_elements(run.whole())
+    assert path.count("merge") == passes and path.count("a") == path.count("b") == passes * 3 // 4
 
 
 def test_send_back_to_an_archived_step_resumes_there_and_replaces_the_archive():
