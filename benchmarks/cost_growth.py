@@ -1,13 +1,13 @@
 """Cost growth: does a step cost more when the instance has already completed many steps?
 
     .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,500] [--loop 500] [--parallel-loop 250]
-                                               [--parallel 100]
+                                               [--inclusive-loop 250] [--parallel 100]
 
 Generates (into a scratch directory) sequential chains of 5, 50 and 500 user tasks (SpiffWorkflow's parser
 recurses once per element of a chain: bpm.engine compiles, and runs the steps of large processes, on a thread
 with a deep stack), a loop (one user task and an exclusive gateway looping back 500 times, the case where
-completed tasks pile up in the instance), a loop through a parallel join (two user tasks a pass, 250 passes)
-and one process with a 100-way parallel multi-instance user task,
+completed tasks pile up in the instance), loops through a parallel and through an inclusive join (two user
+tasks a pass, 250 passes) and one process with a 100-way parallel multi-instance user task,
 deploys them, and for one instance of each measures every completion:
   engine:  CPU time of bpm.engine restore -> complete -> snapshot on the instance-only JSON (no database), for
            two instances moved in turns: one with the engine-side optimisations of issue 7 switched off
@@ -31,8 +31,6 @@ import uuid
 from pathlib import Path
 
 from _common import BROKER_URL, private_database, scratch_dir, seed, token_of
-from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
-from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from sqlalchemy import text
 
 from bpm import engine
@@ -122,25 +120,29 @@ def loop_bpmn(iterations: int) -> tuple[str, bytes]:
     return key, _document(key, body, di)
 
 
-def parallel_loop_bpmn(iterations: int) -> tuple[str, bytes]:
+def parallel_loop_bpmn(iterations: int, kind: str = "parallel") -> tuple[str, bytes]:
     """start -> split -> (a | b) -> join -> gateway (n < total: back to split) -> end: a loop through a parallel
-    join, two user tasks a pass."""
-    key = f"parallel_loop_{iterations}"
+    (or inclusive, both branches taken) join, two user tasks a pass."""
+    key, gateway = f"{kind}_loop_{iterations}", f"{kind}Gateway"
+    always = ""  # an inclusive gateway's branches need conditions: both hold
+    if kind == "inclusive":
+        always = ('<bpmn:conditionExpression xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                  'xsi:type="bpmn:tFormalExpression">${n &gt;= 0}</bpmn:conditionExpression>')
     user = ('<bpmn:userTask id="{id}" name="{id}" camunda:candidateGroups="team-leads"><bpmn:incoming>{into}'
             '</bpmn:incoming><bpmn:outgoing>{out}</bpmn:outgoing></bpmn:userTask>')
     body = [
         '<bpmn:startEvent id="start"><bpmn:outgoing>f_0</bpmn:outgoing></bpmn:startEvent>',
-        '<bpmn:parallelGateway id="split"><bpmn:incoming>f_0</bpmn:incoming><bpmn:incoming>f_again</bpmn:incoming>'
-        '<bpmn:outgoing>f_a</bpmn:outgoing><bpmn:outgoing>f_b</bpmn:outgoing></bpmn:parallelGateway>',
+        f'<bpmn:{gateway} id="split"><bpmn:incoming>f_0</bpmn:incoming><bpmn:incoming>f_again</bpmn:incoming>'
+        f'<bpmn:outgoing>f_a</bpmn:outgoing><bpmn:outgoing>f_b</bpmn:outgoing></bpmn:{gateway}>',
         user.format(id="a", into="f_a", out="f_a_join"), user.format(id="b", into="f_b", out="f_b_join"),
-        '<bpmn:parallelGateway id="join"><bpmn:incoming>f_a_join</bpmn:incoming><bpmn:incoming>f_b_join'
-        '</bpmn:incoming><bpmn:outgoing>f_1</bpmn:outgoing></bpmn:parallelGateway>',
+        f'<bpmn:{gateway} id="join"><bpmn:incoming>f_a_join</bpmn:incoming><bpmn:incoming>f_b_join'
+        f'</bpmn:incoming><bpmn:outgoing>f_1</bpmn:outgoing></bpmn:{gateway}>',
         '<bpmn:exclusiveGateway id="more" name="More?" default="f_done"><bpmn:incoming>f_1</bpmn:incoming>'
         '<bpmn:outgoing>f_again</bpmn:outgoing><bpmn:outgoing>f_done</bpmn:outgoing></bpmn:exclusiveGateway>',
         '<bpmn:endEvent id="end"><bpmn:incoming>f_done</bpmn:incoming></bpmn:endEvent>',
         '<bpmn:sequenceFlow id="f_0" sourceRef="start" targetRef="split" />',
-        '<bpmn:sequenceFlow id="f_a" sourceRef="split" targetRef="a" />',
-        '<bpmn:sequenceFlow id="f_b" sourceRef="split" targetRef="b" />',
+        f'<bpmn:sequenceFlow id="f_a" sourceRef="split" targetRef="a">{always}</bpmn:sequenceFlow>',
+        f'<bpmn:sequenceFlow id="f_b" sourceRef="split" targetRef="b">{always}</bpmn:sequenceFlow>',
         '<bpmn:sequenceFlow id="f_a_join" sourceRef="a" targetRef="join" />',
         '<bpmn:sequenceFlow id="f_b_join" sourceRef="b" targetRef="join" />',
         '<bpmn:sequenceFlow id="f_1" sourceRef="join" targetRef="more" />',
@@ -171,20 +173,24 @@ class EngineBaseline:
     timers always refreshed, no archive, and (with `baseline_runtime`) SpiffWorkflow's full path prediction."""
 
     def __enter__(self):
+        hooks = {gateway: (gateway._update_hook, gateway._run_hook) for gateway in engine.SPIFFWORKFLOW_JOIN_HOOKS}
         self.saved = (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH,
-                      ParallelGateway._update_hook, ParallelGateway._run_hook)
+                      hooks)
         engine.tasks_in_state = lambda workflow, state, manual=None: workflow.get_tasks(state=state, manual=manual)
         engine._waits_for_timers = lambda workflow: True
         engine._engine_round = lambda workflow: workflow._do_engine_steps()
         engine.ARCHIVE_BATCH = sys.maxsize
-        # SpiffWorkflow's own parallel join, which checks every copy of itself in the whole tree
-        ParallelGateway._update_hook = UnstructuredJoin._update_hook
-        ParallelGateway._run_hook = UnstructuredJoin._run_hook
+        _set_join_hooks(engine.SPIFFWORKFLOW_JOIN_HOOKS)  # SpiffWorkflow's joins: they check the whole tree
         return self
 
     def __exit__(self, *exc):
-        (engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH,
-         ParallelGateway._update_hook, ParallelGateway._run_hook) = self.saved
+        engine.tasks_in_state, engine._waits_for_timers, engine._engine_round, engine.ARCHIVE_BATCH, hooks = self.saved
+        _set_join_hooks(hooks)
+
+
+def _set_join_hooks(hooks: dict) -> None:
+    for gateway, (update_hook, run_hook) in hooks.items():
+        gateway._update_hook, gateway._run_hook = update_hook, run_hook
 
 
 def baseline_runtime(spec_json: str) -> engine.ProcessRuntime:
@@ -283,12 +289,15 @@ def main() -> None:
     parser.add_argument("--loop", type=int, default=500, help="iterations of the loop-back process")
     parser.add_argument("--parallel", type=int, default=100)
     parser.add_argument("--parallel-loop", type=int, default=250, help="passes of the loop through a parallel join")
+    parser.add_argument("--inclusive-loop", type=int, default=250, help="passes of the loop through an inclusive join")
     args = parser.parse_args()
     folder = scratch_dir()
     # the loops end once `n` (the number of steps completed) reaches `total`; a pass of the parallel loop is 2 steps
-    totals = {f"loop_{args.loop}": args.loop, f"parallel_loop_{args.parallel_loop}": 2 * args.parallel_loop}
+    totals = {f"loop_{args.loop}": args.loop, f"parallel_loop_{args.parallel_loop}": 2 * args.parallel_loop,
+              f"inclusive_loop_{args.inclusive_loop}": 2 * args.inclusive_loop}
     processes = [sequential_bpmn(int(n)) for n in args.lengths.split(",")]
-    processes += [loop_bpmn(args.loop), parallel_loop_bpmn(args.parallel_loop), parallel_bpmn(args.parallel)]
+    processes += [loop_bpmn(args.loop), parallel_loop_bpmn(args.parallel_loop),
+                  parallel_loop_bpmn(args.inclusive_loop, "inclusive"), parallel_bpmn(args.parallel)]
     files = []
     for key, document in processes:
         path = Path(folder) / f"{key}.bpmn"

@@ -797,6 +797,8 @@ def _parallel_join_run(self, my_task) -> bool:
     return True  # the branches' data was merged when the join fired (_parallel_join_update)
 
 
+SPIFFWORKFLOW_JOIN_HOOKS = {gateway: (gateway._update_hook, gateway._run_hook)  # (a benchmark's baseline)
+                            for gateway in (ParallelGateway, InclusiveGateway)}
 ParallelGateway._update_hook = _parallel_join_update
 ParallelGateway._run_hook = _parallel_join_run
 
