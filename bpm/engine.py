@@ -40,6 +40,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
+from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser
@@ -48,7 +49,7 @@ from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.util.deep_merge import DeepMerge
-from SpiffWorkflow.util.task import TaskState
+from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 from bpm import bpmn_xml, expressions
 
@@ -697,6 +698,14 @@ def _update_near(self, my_task):
 
 TaskSpec._predict = _predict_near
 TaskSpec._update = _update_near
+
+
+# SpiffWorkflow's task walks stop, silently, at depth 1000 (the iterators' max_depth). An instance's tree restored
+# with its archive (a long loop's path, send-back, migration) is deeper: the walks would miss its live tasks (its
+# variables, the tasks ready to run, whether it completed). Walks here go as deep as the tree does.
+for _iterator in (TaskIterator, BpmnTaskIterator):
+    _iterator.__init__.__defaults__ = tuple(sys.maxsize if default == 1000 else default
+                                            for default in _iterator.__init__.__defaults__)
 
 
 # --- parallel join: tokens, not history ---------------------------------------------------------------------------

@@ -101,6 +101,19 @@ def test_a_long_loop_keeps_its_state_small_and_its_whole_path_in_the_archive():
     assert path[:2] == ["start", "work"] and path[-2:] == ["more", "end"]
 
 
+def test_a_whole_tree_deeper_than_a_thousand_tasks_still_shows_its_live_task_and_variables():
+    # SpiffWorkflow's task walks stopped at depth 1000: restored with its archive (the instance page, send-back,
+    # migration), a long loop lost its open task and its variables.
+    run = Run(loop(), {"n": 0, "total": 1000})
+    for n in range(1, 601):
+        run.complete("work", {"n": n})
+    whole = run.whole()
+    assert len(whole.tasks) > 1200
+    assert [task.element_id for task in engine.open_tasks(whole)] == ["work"]
+    assert engine.variables_of(whole)["n"] == 600 and not whole.is_completed()
+    assert engine.completed_elements(whole).count("work") == 600
+
+
 def test_a_loop_through_a_parallel_join_waits_for_both_branches_in_any_order_and_keeps_its_state_small():
     # SpiffWorkflow's own gateway counted the copy a branch left at the join in the pass before as a token of
     # this pass: with the branches finishing in another order than last time, the join fired without waiting
