@@ -763,22 +763,27 @@ def _join_tokens(self, my_task) -> dict[str, Any]:
     others = [task for task in tasks.values() if task.task_spec is self and task is not my_task
               and task.parent is not None and task.parent.state == TaskState.COMPLETED]
     on_my_path = {task.id for task in _ancestors(my_task)} if others else set()
+    fired_here = any(task.state == TaskState.COMPLETED for task in others) or any(
+        task.task_spec is self and task.state == TaskState.COMPLETED for task in _ancestors(my_task))
     tokens: dict[str, Any] = {}
     for task in [my_task, *sorted(others, key=lambda t: t.last_state_change)]:
-        if task is my_task or _is_token(task, tasks, on_my_path):
+        if task is my_task or _is_token(task, tasks, on_my_path, fired_here):
             tokens.setdefault(task.parent.task_spec.name, task)
     return tokens
 
 
-def _is_token(task, tasks, on_my_path: set) -> bool:
+def _is_token(task, tasks, on_my_path: set, fired_here: bool) -> bool:
     consumer = task.internal_data.get(CONSUMED_BY)
     if consumer is not None:
         return UUID(consumer) not in tasks
     if task.state == TaskState.WAITING:
         return True
     if task.state == TaskState.COMPLETED and task.id not in on_my_path:
-        return any(UUID(token_id) not in tasks for token_id in task.internal_data.get(JOINED_WITH, []))
-    return False
+        joined_with = task.internal_data.get(JOINED_WITH)
+        return joined_with is None or any(UUID(token_id) not in tasks for token_id in joined_with)
+    # a copy consumed by SpiffWorkflow's own join (an instance stored before these rules): counted as that join
+    # did, unless a copy of the join fired in this tree (an earlier pass of a loop)
+    return task.state == TaskState.CANCELLED and not fired_here
 
 
 def _ancestors(task) -> Iterator:

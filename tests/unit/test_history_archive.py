@@ -164,15 +164,19 @@ def test_a_second_token_on_the_same_flow_waits_for_the_next_firing_of_the_join()
     assert len(waiting) == 1 and not run.snap.completed, "the second token of a should still wait at the join"
 
 
-@pytest.mark.parametrize("sent_back", ["a", "b"])  # b reached the join first (its copy was consumed), a fired it
-def test_sent_back_into_one_branch_the_join_fires_again_with_the_other_branch_already_done(sent_back):
-    bpmn = _process("sent_back", [
+def parallel_then_c() -> bytes:
+    """start -> split -> (a | b) -> join -> c -> end."""
+    return _process("sent_back", [
         '<bpmn:startEvent id="start"/>', '<bpmn:parallelGateway id="split"/>', *_users("a", "b", "c"),
         '<bpmn:parallelGateway id="join"/>', '<bpmn:endEvent id="end"/>',
         _flow("f0", "start", "split"), _flow("f1", "split", "a"), _flow("f2", "split", "b"), _flow("f3", "a", "join"),
         _flow("f4", "b", "join"), _flow("f5", "join", "c"), _flow("f6", "c", "end"),
     ])
-    run = Run(bpmn, {})
+
+
+@pytest.mark.parametrize("sent_back", ["a", "b"])  # b reached the join first (its copy was consumed), a fired it
+def test_sent_back_into_one_branch_the_join_fires_again_with_the_other_branch_already_done(sent_back):
+    run = Run(parallel_then_c(), {})
     run.complete("b", {"b": 1})
     run.complete("a", {"a": 1})
     assert [t.element_id for t in run.snap.open_tasks] == ["c"]
@@ -188,6 +192,26 @@ def test_sent_back_into_one_branch_the_join_fires_again_with_the_other_branch_al
     assert run.snap.completed
     assert engine.variables_of(run.runtime.restore(run.snap.state_json)) == {"a": 1, "b": 1, sent_back: 2}
     assert engine.completed_elements(run.whole()).count("c") == 1, "what followed the first firing was replaced"
+
+
+@pytest.mark.parametrize("sent_back", ["a", "b"])
+def test_an_instance_joined_by_spiffworkflows_own_gateway_can_be_sent_back_into_a_branch(sent_back, monkeypatch):
+    # stored before these join rules: its join copies carry no record of what they consumed
+    for gateway, (update_hook, run_hook) in engine.SPIFFWORKFLOW_JOIN_HOOKS.items():
+        monkeypatch.setattr(gateway, "_update_hook", update_hook)
+        monkeypatch.setattr(gateway, "_run_hook", run_hook)
+    run = Run(parallel_then_c(), {})
+    run.complete("b", {"b": 1})
+    run.complete("a", {"a": 1})
+    assert [t.element_id for t in run.snap.open_tasks] == ["c"]
+    monkeypatch.undo()
+    workflow = run.whole()
+    engine.send_back(workflow, sent_back)
+    run._keep(engine.snapshot(workflow))
+    run.complete(sent_back, {sent_back: 2})
+    assert [t.element_id for t in run.snap.open_tasks] == ["c"], "the join should fire once, the other branch done"
+    run.complete("c", {})
+    assert run.snap.completed
 
 
 def test_a_long_chain_predicts_only_the_next_steps():
