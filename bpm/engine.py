@@ -762,12 +762,14 @@ def _join_tokens(self, my_task) -> dict[str, Any]:
     tasks = my_task.workflow.tasks
     others = [task for task in tasks.values() if task.task_spec is self and task is not my_task
               and task.parent is not None and task.parent.state == TaskState.COMPLETED]
-    on_my_path = {task.id for task in _ancestors(my_task)} if others else set()
-    fired_here = any(task.state == TaskState.COMPLETED for task in others) or any(
-        task.task_spec is self and task.state == TaskState.COMPLETED for task in _ancestors(my_task))
-    tokens: dict[str, Any] = {}
-    for task in [my_task, *sorted(others, key=lambda t: t.last_state_change)]:
-        if task is my_task or _is_token(task, tasks, on_my_path, fired_here):
+    tokens: dict[str, Any] = {my_task.parent.task_spec.name: my_task}
+    if not others:
+        return tokens
+    ancestors = list(_ancestors(my_task))
+    on_my_path = {task.id for task in ancestors}
+    fired_here = any(task.task_spec is self and task.state == TaskState.COMPLETED for task in [*others, *ancestors])
+    for task in sorted(others, key=lambda t: t.last_state_change):
+        if _is_token(task, tasks, on_my_path, fired_here):
             tokens.setdefault(task.parent.task_spec.name, task)
     return tokens
 
@@ -1203,8 +1205,7 @@ def completed_elements(workflow: BpmnWorkflow) -> list[str]:
 
 
 def _completed(workflow, manual: bool | None = None) -> list:
-    """The workflow's completed tasks of BPMN elements, from its task map: SpiffWorkflow's tree walk stops at depth
-    1000, so a long loop restored with its archive would lose its oldest steps."""
+    """The workflow's completed tasks of BPMN elements, from its task map (no walk of a tree restored whole)."""
     return [t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED and t.task_spec.bpmn_id
             and (manual is None or t.task_spec.manual == manual)]
 
