@@ -1005,9 +1005,13 @@ def _release_deep_limit() -> None:
 # with more task specs than this run their engine steps on the deep stack too (a thread per step is cheap next
 # to a step of such a process), unless their prediction is bounded (see "prediction" above).
 DEEP_SPEC_TASKS = 250
+DEEP_TREE_TASKS = 400  # a task tree this large (one restored with its archive) may be as deep: SpiffWorkflow's
+# reset drops what follows a task one recursion level per task
 
 
 def _is_large(workflow: BpmnWorkflow) -> bool:
+    if len(workflow.tasks) > DEEP_TREE_TASKS:
+        return True
     if _predicts_near(workflow.spec):
         return False
     size = len(workflow.spec.task_specs)
@@ -1777,6 +1781,7 @@ def completed_user_steps(workflow: BpmnWorkflow) -> list[tuple[str, str]]:
     return [(str(t.id), t.task_spec.bpmn_id) for t in sorted(finished, key=lambda t: t.last_state_change)]
 
 
+@_deep_when_large
 def send_back(workflow: BpmnWorkflow, element_id: str) -> str:
     """Resume the instance at the last completed run of `element_id`; what followed it runs again."""
     steps = [task_id for task_id, bpmn_id in completed_user_steps(workflow) if bpmn_id == element_id]

@@ -304,6 +304,27 @@ def test_send_back_to_an_archived_step_resumes_there_and_replaces_the_archive():
     assert engine.completed_elements(run.whole()).count("step_3") == 1  # the reset dropped the first run of it
 
 
+def test_send_back_to_the_first_step_of_a_long_loop_drops_the_thousand_tasks_after_it():
+    # the reset drops what followed the step, recursively, one level per task: far deeper than Python's default
+    # recursion limit once a long loop's archive is put back
+    run = Run(_process("intake_loop", [
+        '<bpmn:startEvent id="start"/>', *_users("intake", "work"), '<bpmn:exclusiveGateway id="more" default="done"/>',
+        '<bpmn:endEvent id="end"/>', _flow("f0", "start", "intake"), _flow("f1", "intake", "work"),
+        _flow("f2", "work", "more"), _flow("again", "more", "work", again=True), _flow("done", "more", "end"),
+    ]), {"n": 0, "total": 1000})
+    run.complete("intake", {})
+    for n in range(1, 601):
+        run.complete("work", {"n": n})
+    workflow = run.whole()
+    engine.send_back(workflow, "intake")
+    run._keep(engine.snapshot(workflow))
+    assert [t.element_id for t in run.snap.open_tasks] == ["intake"]
+    run.complete("intake", {"n": 999})
+    run.complete("work", {"n": 1000})
+    assert run.snap.completed
+    assert engine.completed_elements(run.whole()).count("work") == 1
+
+
 def test_a_missing_archive_chunk_is_an_error_not_a_silently_shorter_history():
     run = Run(loop(), {"n": 0, "total": 60})
     for n in range(1, 61):
