@@ -112,6 +112,9 @@ def test_a_whole_tree_deeper_than_a_thousand_tasks_still_shows_its_live_task_and
     assert [task.element_id for task in engine.open_tasks(whole)] == ["work"]
     assert engine.variables_of(whole)["n"] == 600 and not whole.is_completed()
     assert engine.completed_elements(whole).count("work") == 600
+    migrated = engine.migrate_state(engine.merge_archive(run.snap.state_json, run.chunks), run.runtime, whole=True)
+    snap = engine.snapshot(migrated)
+    assert [task.element_id for task in snap.open_tasks] == ["work"] and snap.archive.replace
 
 
 def test_a_loop_through_a_parallel_join_waits_for_both_branches_in_any_order_and_keeps_its_state_small():
