@@ -1202,16 +1202,10 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 def completed_elements(workflow: BpmnWorkflow) -> list[str]:
     """BPMN ids of the elements the instance has passed through, in completion order (the path taken)."""
-    finished = _completed(workflow)
+    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
     for subprocess in workflow.subprocesses.values():
-        finished += _completed(subprocess)
+        finished += [t for t in subprocess.get_tasks(state=TaskState.COMPLETED) if t.task_spec.bpmn_id]
     return [t.task_spec.bpmn_id for t in sorted(finished, key=lambda t: t.last_state_change)]
-
-
-def _completed(workflow, manual: bool | None = None) -> list:
-    """The workflow's completed tasks of BPMN elements, from its task map (no walk of a tree restored whole)."""
-    return [t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED and t.task_spec.bpmn_id
-            and (manual is None or t.task_spec.manual == manual)]
 
 
 # --- assignment expressions on user tasks ---------------------------------------------------------------------
@@ -1430,9 +1424,7 @@ def _archive_cut(workflow: BpmnWorkflow):
     live = [task for task in workflow.tasks.values() if not task.has_state(TaskState.FINISHED_MASK)]
     if not live:
         return None
-    path = [live[0]]
-    while path[-1].parent is not None:
-        path.append(path[-1].parent)
+    path = [live[0], *_ancestors(live[0])]
     if path[-1] is not workflow.task_tree:
         return None
     depth_of = {task.id: index for index, task in enumerate(path)}
@@ -1554,8 +1546,7 @@ def migrate_state(state_json: str, target: ProcessRuntime, whole: bool = False) 
             workflow = target.restore(prune_predicted(state_json))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise EngineError(f"the state cannot be restored on the target version: {error}") from error
-        live = TaskState.READY | TaskState.WAITING | TaskState.STARTED
-        for task in [task for task in workflow.tasks.values() if task.state & live]:  # a whole tree is deep
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
             task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | task.state)
     workflow.bpm_archive_merged = whole
     return workflow
@@ -1777,7 +1768,7 @@ def end_multi_instance_when_decided(workflow: BpmnWorkflow, task_id: str) -> Non
 
 def completed_user_steps(workflow: BpmnWorkflow) -> list[tuple[str, str]]:
     """(task id, BPMN id) of completed manual tasks in completion order: the steps one may send a task back to."""
-    finished = _completed(workflow, manual=True)
+    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED, manual=True) if t.task_spec.bpmn_id]
     return [(str(t.id), t.task_spec.bpmn_id) for t in sorted(finished, key=lambda t: t.last_state_change)]
 
 
