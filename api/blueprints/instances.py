@@ -33,12 +33,12 @@ class StartInstance(MethodView):
         command = instances.StartInstance(key, actor, body.get("business_key"), body.get("variables") or {},
                                           body.get("version"), request.headers.get("Idempotency-Key"))
         result = instances.start_instance(command, uow())
-        detail = _detail(actor, result.instance.id)
+        detail = _detail(actor, result.instance.id, result.detail)
         return detail, 201 if result.created else 200
 
 
-def _detail(actor, instance_id):
-    described = instances.describe_instance(uow(), actor, instance_id)
+def _detail(actor, instance_id, described=None):
+    described = described or instances.describe_instance(uow(), actor, instance_id)
     instance = described["instance"]
     return {**{c: getattr(instance, c) for c in InstanceSchema().fields if hasattr(instance, c)},
             "version": described["definition"].version, "variables": described["variables"],

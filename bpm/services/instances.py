@@ -41,6 +41,7 @@ class StartInstance:
 class StartResult:
     instance: ProcessInstance
     created: bool
+    detail: dict[str, Any] | None = None  # describe_instance's answer, when the command could give it exactly
 
 
 def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
@@ -52,12 +53,27 @@ def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
             if existing is not None:
                 return StartResult(existing, created=False)
         definition = definitions.get_definition(uow, cmd.process_key, cmd.version, texts=False)
-        instance = _run_new_instance(uow, definition, cmd, request_hash)
+        instance, workflow, snap = _run_new_instance(uow, definition, cmd, request_hash)
         try:
             uow.commit()
         except IntegrityError as error:  # a concurrent request with the same Idempotency-Key won
             raise IdempotencyConflict("a request with this Idempotency-Key is being processed; retry") from error
-        return StartResult(instance, created=True)
+        return StartResult(instance, created=True,
+                           detail=_described_by_command(uow, instance, definition, workflow, snap))
+
+
+def _described_by_command(uow, instance, definition, workflow, snap: engine.Snapshot) -> dict[str, Any] | None:
+    """describe_instance's answer for the instance this command just started and committed, from what the command
+    holds (the workflow, the task rows it created), so the start response needs no second transaction and no
+    restore. None, i.e. read it back, when the instance moved on after the step (a commit-time handler reused
+    an approval), the step archived part of the history, or it planned timers (their rows are not kept)."""
+    if instance.state_json is not snap.state_json or snap.archive is not None or snap.timers:
+        return None
+    open_tasks = [uow.row_in_session(Task, task.id, load=False) for task in snap.open_tasks]
+    if any(task is None or task.status != "open" for task in open_tasks):
+        return None
+    return {"instance": instance, "definition": definition, "variables": engine.variables_of(workflow),
+            "open_tasks": open_tasks, "path": engine.completed_elements(workflow), "timers": []}
 
 
 def _run_new_instance(uow, definition: ProcessDefinition, cmd: StartInstance, request_hash: str):
@@ -78,7 +94,7 @@ def _run_new_instance(uow, definition: ProcessDefinition, cmd: StartInstance, re
                  "business_key": cmd.business_key, "variables": cmd.variables})
     uow.publish(events.InstanceStarted(instance.id, definition.key, cmd.business_key, cmd.actor.username))
     apply_snapshot(uow, instance, definition, snap, cmd.actor.username, new=True)
-    return instance
+    return instance, workflow, snap
 
 
 def _run(step) -> None:
