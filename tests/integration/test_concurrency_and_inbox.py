@@ -142,3 +142,30 @@ def test_inbox_filters_by_business_key_and_due_date(client, users, clock):
     assert due_soon == []  # both are due 2026-01-07 (P2D)
     bad = client.get("/api/v1/tasks", headers=users["alice"], query_string={"cursor": "garbage!"})
     assert bad.status_code == 422 and "cursor" in bad.json["errors"]
+
+
+def test_default_inbox_pages_from_dated_to_undated_tasks_and_stays_per_user(client, users):
+    """The default inbox statement is built once per shape and reused with each caller's values: pages that end
+    on a dated and on an undated task, and two callers with as many groups, each get their own rows."""
+    deploy(client, users["dora"], EXPENSE)
+    assert deploy(client, users["dora"], bpmn_fixture("approval_chain.bpmn")).status_code == 201
+    dated = {start_expense(client, users, business_key=f"EXP-{n}")["open_tasks"][0]["id"] for n in range(3)}
+    undated = set()
+    for number in range(3):
+        started = client.post("/api/v1/process-definitions/approval_chain/instances", headers=users["ivan"],
+                              json={"business_key": f"REQ-{number}", "variables": {"initiator": "alice"}})
+        assert started.status_code == 201, started.json
+        undated.add(started.json["open_tasks"][0]["id"])
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/tasks", headers=users["alice"], query_string=params).json
+        pages.append([t["id"] for t in page["items"]])
+        cursor = page["next_cursor"]
+        bob = client.get("/api/v1/tasks", headers=users["bob"], query_string={"limit": 2}).json
+        assert bob["items"] == []  # bob (finance, as many groups as alice) sees none of them
+        if not cursor or len(pages) > 3:
+            break
+    seen = [task_id for page in pages for task_id in page]
+    assert len(pages) == 3 and len(seen) == 6
+    assert set(seen[:3]) == dated and set(seen[3:]) == undated  # dated first, undated last
