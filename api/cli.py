@@ -187,7 +187,7 @@ def _gunicorn(settings: Settings, workers: int) -> int:
         def load_config(self):
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("threads", 8 if settings.embedded else 4)
+            self.cfg.set("threads", int(os.environ.get("BPM_WEB_THREADS", "8" if settings.embedded else "4")))
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", os.environ.get("BPM_ACCESS_LOG") or None)
             self.cfg.set("timeout", 60)
