@@ -1,12 +1,13 @@
 """Sample a gunicorn worker with py-spy while clients run 3-approval instances over HTTP on PostgreSQL.
 
     .venv/bin/pip install py-spy   # profiling only; not a project dependency
-    .venv/bin/python benchmarks/profile_http.py [--clients 4] [--seconds 12]
+    .venv/bin/python benchmarks/profile_http.py [--clients 4] [--seconds 12] [--gil]
 
 Starts `bpm serve --workers 1` (gunicorn gthread) with a broker URL on its own database, warms it up, then
 records the worker with `py-spy record --format raw` while the load generator of benchmarks/throughput.py runs,
 and prints the functions with the largest inclusive share of the samples (the time a request spends waiting
-for PostgreSQL shows as psycopg's `Connection.wait`).
+for PostgreSQL shows as psycopg's `Connection.wait`). With --gil, only samples of a thread holding the GIL are
+kept: where the worker's Python CPU goes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--gil", action="store_true", help="only samples that hold the GIL (Python CPU)")
     args = parser.parse_args()
     with private_database("bench_http_profile") as (url, _name):
         seed(url)
@@ -36,7 +38,8 @@ def main() -> None:
             output = Path(tempfile.mkdtemp(prefix="bpm-py-spy-")) / "samples.txt"
             spy = subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(worker), "--duration",
                                     str(int(args.seconds)), "--rate", "200", "--format", "raw", "--output",
-                                    str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                    str(output), *(["--gil"] if args.gil else [])],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             result = generate_load([api.port], args.clients, args.seconds + 2)
             spy.wait()
         finally:
