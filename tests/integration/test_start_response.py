@@ -58,3 +58,29 @@ def test_idempotent_repeat_answers_with_the_instance_as_it_is_now(client, users)
     again, read = started_and_read_back(client, users["ivan"], "expense_approval", {"amount": 5000},
                                         **{"Idempotency-Key": "k-1"})
     assert again == read and again["open_tasks"][0]["assignee"] == "alice"
+
+
+STRAIGHT_THROUGH = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">
+  <bpmn:process id="straight" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:exclusiveGateway id="route" default="f3"><bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:outgoing>f2</bpmn:outgoing><bpmn:outgoing>f3</bpmn:outgoing></bpmn:exclusiveGateway>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="route" />
+    <bpmn:sequenceFlow id="f2" sourceRef="route" targetRef="big">
+      <bpmn:conditionExpression>${amount &gt; 1000}</bpmn:conditionExpression></bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f3" sourceRef="route" targetRef="small" />
+    <bpmn:endEvent id="big"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="small"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_start_response_of_an_instance_that_ends_at_once_equals_the_instance_read_back(client, users):
+    deployed = deploy(client, users["dora"], STRAIGHT_THROUGH)
+    assert deployed.status_code == 201, deployed.json
+    started, read = started_and_read_back(client, users["ivan"], "straight", {"amount": 5000})
+    assert started == read
+    assert started["status"] == "completed" and started["open_tasks"] == []
+    assert started["path"] == ["start", "route", "big"] and started["variables"] == {"amount": 5000}
