@@ -72,8 +72,7 @@ def _described_by_command(uow, instance, definition, workflow, snap: engine.Snap
     open_tasks = [uow.row_in_session(Task, task.id, load=False) for task in snap.open_tasks]
     if any(task is None or task.status != "open" for task in open_tasks):
         return None
-    return {"instance": instance, "definition": definition, "variables": engine.variables_of(workflow),
-            "open_tasks": open_tasks, "path": engine.completed_elements(workflow), "timers": []}
+    return _description(instance, definition, workflow, open_tasks, timers=[])
 
 
 def _run_new_instance(uow, definition: ProcessDefinition, cmd: StartInstance, request_hash: str):
@@ -172,8 +171,13 @@ def describe_instance(uow: UnitOfWork, actor: Actor, instance_id: str) -> dict[s
         waiting_timers = list(uow.session.scalars(select(Timer).where(Timer.instance_id == instance.id,
                                                                       Timer.status == "waiting")
                                                   .order_by(Timer.due_at)))
-        return {"instance": instance, "definition": definition, "variables": engine.variables_of(workflow),
-                "open_tasks": open_tasks, "path": engine.completed_elements(workflow), "timers": waiting_timers}
+        return _description(instance, definition, workflow, open_tasks, waiting_timers)
+
+
+def _description(instance, definition, workflow, open_tasks: list, timers: list) -> dict[str, Any]:
+    """What an instance's detail shows: its rows, its variables and the path taken (from the whole workflow)."""
+    return {"instance": instance, "definition": definition, "variables": engine.variables_of(workflow),
+            "open_tasks": open_tasks, "path": engine.completed_elements(workflow), "timers": timers}
 
 
 @dataclass

@@ -277,11 +277,12 @@ def _default_inbox_statement(sort: str, filters: tuple[str, ...], cursor: str | 
     lists: one OR over both would make the database sort every task the user can see before returning the
     first page. Sorted by due date, each candidate key (my name, each of my groups) walks the candidates'
     own due-date index."""
-    conditions = _filters(filters) + ([_after_cursor(sort, cursor)] if cursor else [])
+    filtered = _filters(filters)
+    conditions = filtered + ([_after_cursor(sort, cursor)] if cursor else [])
     order = _order(sort)
     firsts = [select(Task.id).where(Task.status == "open", _mine(), *conditions).order_by(*order).limit(limit)]
     if sort == "due":
-        firsts += [_claimable_by_due(index, _filters(filters), cursor, limit) for index in range(groups + 1)]
+        firsts += [_claimable_by_due(index, filtered, cursor, limit) for index in range(groups + 1)]
     else:
         firsts.append(select(Task.id).where(Task.status == "open", _claimable(), *conditions)
                       .order_by(*order).limit(limit))
@@ -361,11 +362,21 @@ def _signing(actor: Actor):
                           TaskSigner.status == "pending")
 
 
-FILTERS = ("process_key", "business_key", "due_before", "overdue_at", "min_priority", "pattern")
+# The inbox filters, by the name of their bound parameter (values: _filter_values).
+_FILTER_CONDITIONS = {
+    "process_key": Task.process_key == bindparam("process_key"),
+    "business_key": Task.business_key == bindparam("business_key"),
+    "due_before": Task.due_at < bindparam("due_before"),
+    "overdue_at": Task.due_at < bindparam("overdue_at"),
+    "min_priority": Task.priority >= bindparam("min_priority"),
+    "pattern": or_(Task.name.ilike(bindparam("pattern"), escape="\\"),
+                   Task.business_key.ilike(bindparam("pattern"), escape="\\")),
+}
+FILTERS = tuple(_FILTER_CONDITIONS)
 
 
 def _filter_values(query: TaskQuery, now: datetime) -> dict[str, Any]:
-    """The filters the query gives, by the name of their bound parameter (see _filters)."""
+    """The filters the query gives, by the name of their bound parameter."""
     values = {"process_key": query.process_key, "business_key": query.business_key, "due_before": query.due_before,
               "overdue_at": now if query.overdue else None, "min_priority": query.priority,
               "pattern": _like_pattern(query.q) if query.q else None}
@@ -377,16 +388,7 @@ def _like_pattern(text: str) -> str:
 
 
 def _filters(names: tuple[str, ...]) -> list:
-    conditions = {
-        "process_key": lambda: Task.process_key == bindparam("process_key"),
-        "business_key": lambda: Task.business_key == bindparam("business_key"),
-        "due_before": lambda: Task.due_at < bindparam("due_before"),
-        "overdue_at": lambda: Task.due_at < bindparam("overdue_at"),
-        "min_priority": lambda: Task.priority >= bindparam("min_priority"),
-        "pattern": lambda: or_(Task.name.ilike(bindparam("pattern"), escape="\\"),
-                               Task.business_key.ilike(bindparam("pattern"), escape="\\")),
-    }
-    return [conditions[name]() for name in names]
+    return [_FILTER_CONDITIONS[name] for name in names]
 
 
 def _order(sort: str) -> tuple:
