@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from marshmallow import Schema, fields, validate
 
 from bpm.clock import utc
 from bpm.domain.model import ROLES, SCOPES
+
+
+@cache
+def field_names(schema_class: type[Schema]) -> tuple[str, ...]:
+    """The fields a schema class dumps, computed once (building a schema instance deep-copies all its fields)."""
+    return tuple(schema_class().fields)
 
 
 class UTCDateTime(fields.DateTime):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import request, send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
+from api.blueprints import Blueprint
 from api.errors import STATUS
 from api.schemas import InstanceSchema
 from api.schemas_approvals import (

@@ -3,10 +3,10 @@
 from datetime import UTC
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validates
 
 from api.auth import require_admin, server
+from api.blueprints import Blueprint
 from api.schemas import UTCDateTime
 from bpm import engine
 from bpm.clock import ManualClock

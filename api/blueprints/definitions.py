@@ -2,9 +2,9 @@
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, require, uow
+from api.blueprints import Blueprint
 from api.schemas import DefinitionDetailSchema, DefinitionSchema, DeploymentSchema, UploadSchema
 from bpm.domain.errors import ValidationFailed
 from bpm.services import definitions

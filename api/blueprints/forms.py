@@ -9,10 +9,10 @@ object with a list of components, each with a type; input fields need a key that
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from api.auth import require, uow
+from api.blueprints import Blueprint
 from api.schemas import UTCDateTime
 from bpm.services import form_store
 

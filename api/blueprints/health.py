@@ -2,10 +2,10 @@
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from api.auth import server
+from api.blueprints import Blueprint
 
 blp = Blueprint("health", __name__, description="Liveness and readiness")
 

@@ -1,9 +1,9 @@
 """Users, groups and API tokens: admins manage everyone; every user manages their own tokens."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, require_admin, uow
+from api.blueprints import Blueprint
 from api.schemas import (
     GroupCreateSchema,
     GroupSchema,
@@ -12,6 +12,7 @@ from api.schemas import (
     TokenSchema,
     UserCreateSchema,
     UserSchema,
+    field_names,
 )
 from bpm.services import identity
 
@@ -65,7 +66,7 @@ class MyTokens(MethodView):
         """Issue a token for myself, with scopes and an expiry; never wider than the calling token."""
         command = identity.IssueToken("", body.get("name", ""), body.get("scopes"), body.get("expires_at"))
         row, token = identity.issue_own_token(current_actor(), command, uow())
-        return {**{c: getattr(row, c) for c in TokenSchema().fields}, "token": token}
+        return {**{c: getattr(row, c) for c in field_names(TokenSchema)}, "token": token}
 
 
 @blp.route("/users/me/tokens/<int:token_id>")
@@ -91,7 +92,7 @@ class Tokens(MethodView):
         require_admin()
         command = identity.IssueToken(username, body.get("name", ""), body.get("scopes"), body.get("expires_at"))
         row, token = identity.issue_token(command, uow())
-        return {**{c: getattr(row, c) for c in TokenSchema().fields}, "token": token}
+        return {**{c: getattr(row, c) for c in field_names(TokenSchema)}, "token": token}
 
 
 @blp.route("/users/<string:username>/tokens/<int:token_id>")

@@ -2,9 +2,9 @@
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, require, uow
+from api.blueprints import Blueprint
 from api.schemas import (
     CancelSchema,
     HistorySchema,
@@ -12,6 +12,7 @@ from api.schemas import (
     InstanceQuerySchema,
     InstanceSchema,
     StartInstanceSchema,
+    field_names,
 )
 from bpm.services import instances, my_requests
 
@@ -40,7 +41,7 @@ class StartInstance(MethodView):
 def _detail(actor, instance_id, described=None):
     described = described or instances.describe_instance(uow(), actor, instance_id)
     instance = described["instance"]
-    return {**{c: getattr(instance, c) for c in InstanceSchema().fields if hasattr(instance, c)},
+    return {**{c: getattr(instance, c) for c in field_names(InstanceSchema) if hasattr(instance, c)},
             "version": described["definition"].version, "variables": described["variables"],
             "open_tasks": described["open_tasks"], "path": described["path"],
             "timers": described.get("timers", [])}

@@ -1,9 +1,9 @@
 """Customers, their contacts and interactions (calls, visits, emails, meetings)."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
+from api.blueprints import Blueprint
 from api.schemas_records import (
     ContactInSchema,
     ContactPatchSchema,

@@ -1,9 +1,9 @@
 """Leads: assignment by rule and round-robin, the follow-up process and the public pool."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
+from api.blueprints import Blueprint
 from api.blueprints.records_customers import page, vars_of
 from api.schemas_records import LeadDetailSchema, LeadInSchema, LeadPatchSchema, LeadQuerySchema, LeadSchema
 from bpm.adapters.orm_records import Lead

@@ -2,9 +2,9 @@
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
+from api.blueprints import Blueprint
 from api.blueprints.records_customers import page, vars_of
 from api.schemas_records import (
     QuoteDetailSchema,

@@ -1,9 +1,9 @@
 """Tickets (complaints): creating one starts the complaint process under the ticket number."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
+from api.blueprints import Blueprint
 from api.blueprints.records_customers import page, vars_of
 from api.schemas_records import TicketDetailSchema, TicketInSchema, TicketPatchSchema, TicketQuerySchema, TicketSchema
 from bpm.adapters.orm_records import Ticket

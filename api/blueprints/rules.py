@@ -1,9 +1,9 @@
 """Business rules (json-logic): read, change with a new version (admin), try on data."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, require, uow
+from api.blueprints import Blueprint
 from api.schemas_records import RuleEvaluateSchema, RulePutSchema, RuleResultSchema, RuleSchema, RuleVersionSchema
 from bpm.services import rule_store
 

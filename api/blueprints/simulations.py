@@ -1,11 +1,11 @@
 """Run a scenario against BPMN (uploaded text or a deployed version) in memory; saved regression scenarios."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.auth import current_actor, uow
-from api.schemas import UTCDateTime
+from api.blueprints import Blueprint
+from api.schemas import UTCDateTime, field_names
 from bpm.services import simulation
 
 blp = Blueprint("simulations", __name__, url_prefix="/api/v1", description="Scenario simulation (nothing is stored)")
@@ -90,7 +90,7 @@ class Scenarios(MethodView):
         command = simulation.SaveScenario(key, body["name"], _jsonable(body["scenario"]), current_actor(),
                                           body.get("description", ""))
         row, result = simulation.save_scenario(command, uow())
-        return {**{name: getattr(row, name) for name in SavedScenarioSchema().fields}, "result": result}
+        return {**{name: getattr(row, name) for name in field_names(SavedScenarioSchema)}, "result": result}
 
 
 @blp.route("/process-definitions/<string:key>/scenarios/<string:name>")

@@ -1,10 +1,10 @@
 """The task inbox: list, read, claim, unclaim, complete."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import current_actor, uow
-from api.schemas import CompleteTaskSchema, TaskSchema
+from api.blueprints import Blueprint
+from api.schemas import CompleteTaskSchema, TaskSchema, field_names
 from api.schemas_approvals import InboxPageSchema, InboxQuerySchema, InboxTaskDetailSchema
 from bpm.services import approvals, tasks
 
@@ -31,7 +31,7 @@ class TaskResource(MethodView):
         actor = current_actor()
         described = tasks.describe_task(uow(), actor, task_id)
         task = described["task"]
-        return {**{c: getattr(task, c) for c in TaskSchema().fields}, **_inbox_fields(task),
+        return {**{c: getattr(task, c) for c in field_names(TaskSchema)}, **_inbox_fields(task),
                 "data": described["data"], "form": described["form"],
                 "actions": approvals.actions_for(task_id, actor, uow())}
 

@@ -1,10 +1,10 @@
 """Compare two versions of a process and migrate running instances between versions."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.auth import current_actor, uow
+from api.blueprints import Blueprint
 from bpm.services import versions
 
 blp = Blueprint("process-versions", __name__, url_prefix="/api/v1/process-definitions",

@@ -1,11 +1,11 @@
 """Webhook subscriptions (admins and integrators), their delivery log and manual redelivery."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.auth import current_actor, uow
-from api.schemas import UTCDateTime
+from api.blueprints import Blueprint
+from api.schemas import UTCDateTime, field_names
 from bpm.services import webhooks
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
@@ -75,7 +75,7 @@ class Webhooks(MethodView):
     def post(self, body):
         """Subscribe a URL to events, optionally of one process key."""
         row, secret = webhooks.create_subscription(webhooks.WebhookInput(**body), current_actor(), uow())
-        return {**{name: getattr(row, name) for name in WebhookSchema().fields}, "secret": secret}
+        return {**{name: getattr(row, name) for name in field_names(WebhookSchema)}, "secret": secret}
 
 
 @blp.route("/<int:subscription_id>")
