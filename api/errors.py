@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from bpm.domain import errors
@@ -29,7 +29,7 @@ STATUS = {
 }
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable entity",
-          429: "Too many requests", 500: "Internal server error"}
+          429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
 
 
 def problem(status: int, detail: str, type_: str = "about:blank", **extra):
@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     for error_type in OUT_OF_RANGE:
         app.register_error_handler(error_type, _out_of_range)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -100,6 +101,18 @@ def _out_of_range(error: Exception):
     log.info("input out of range: %s", str(error).split("\n")[0])
     return problem(422, "a value in the request is out of range for this server (a number too large, or "
                         "text with unpaired surrogate characters)", "urn:bpm:problem:validation-failed")
+
+
+def _database_error(error: DBAPIError):
+    """The database is down or dropped the connection mid-request: a 503 the client may retry (the pool has
+    replaced its connections by then); any other database error is unexpected."""
+    if not (error.connection_invalidated or isinstance(error, OperationalError)):
+        return _unexpected(error)
+    log.warning("database unavailable: %s", str(error.orig or error).split("\n")[0])
+    response = problem(503, "the database is unavailable or the connection to it was lost; the request may not "
+                            "have been applied, retry it", "urn:bpm:problem:database-unavailable")
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def _unexpected(error: Exception):

@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+# A pooled connection idle for longer than this is checked with a round trip before a request gets it; one used
+# more recently is trusted (HikariCP's aliveBypassWindowMs, 500 ms by default, makes the same trade).
+PING_AFTER_IDLE_SECONDS = 0.5
+_IDLE_SINCE = "bpm_idle_since"
 
-def make_engine(database_url: str, **kwargs) -> Engine:
+
+def make_engine(database_url: str, ping_after_idle: float | None = PING_AFTER_IDLE_SECONDS, **kwargs) -> Engine:
+    """An engine for the database URL. On a server database, a connection that sat idle in the pool for more than
+    `ping_after_idle` seconds is pinged when taken out (None: never), and a failed ping replaces every pooled
+    connection, so requests after a database restart or failover get fresh ones instead of failing."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(database_url, url.database, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(database_url, **kwargs)
+    engine = create_engine(database_url, **kwargs)
+    if ping_after_idle is not None and not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine, ping_after_idle)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:
+    """Like `pool_pre_ping`, but only for connections idle longer than `after_seconds`: under load a request no
+    longer pays a round trip (and the database a transaction) just to learn that the connection it used a few
+    milliseconds ago still works. A connection the database dropped since is found by the ping after any pause
+    longer than that, which covers a restart; should a request still meet a dead connection, SQLAlchemy
+    invalidates the whole pool on the error, so only requests already holding one can fail."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since <= after_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - whatever the driver raises, the connection is not usable
+            raise exc.InvalidatePoolError(f"a pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_engine(database_url: str, path: str | None, **kwargs) -> Engine:
