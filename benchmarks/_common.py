@@ -191,6 +191,31 @@ def _wait_healthy(server: Server, timeout: float = 60) -> None:
     raise RuntimeError(f"server did not become healthy; see {server.log}")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (Linux /proc; a process that is gone counts 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on the machine (the benchmarks' backends included)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def peak_rss_kb(pid: int) -> int:
     """VmHWM: the highest resident set size the process has had (kB)."""
     try:
@@ -279,6 +304,7 @@ def run_instance(client: Client, key: str, samples: list, errors: list) -> bool:
 def _load_process(ports: list[int], threads: int, duration: float, key: str, out) -> None:
     out.send("ready")
     start_at = out.recv()  # every client process starts at the same moment, once all have imported
+    cpu_before = time.process_time()
     samples: list = []
     errors: list = []
     completed = [0]
@@ -306,7 +332,8 @@ def _load_process(ports: list[int], threads: int, duration: float, key: str, out
         thread.start()
     for thread in pool:
         thread.join()
-    out.send({"samples": samples, "errors": errors, "completed": completed[0], "finished": time.time()})
+    out.send({"samples": samples, "errors": errors, "completed": completed[0], "finished": time.time(),
+              "cpu": time.process_time() - cpu_before})
     out.close()
 
 
@@ -317,6 +344,7 @@ class LoadResult:
     completed: int
     samples: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    client_cpu: float = 0.0  # CPU seconds the client processes used during the run
 
     def latencies(self) -> dict[str, dict[str, float]]:
         by_kind: dict[str, list[float]] = {}
@@ -360,6 +388,7 @@ def generate_load(ports: list[int], clients: int, duration: float, key: str = "t
         result.samples += part["samples"]
         result.errors += part["errors"]
         result.completed += part["completed"]
+        result.client_cpu += part["cpu"]
     for child in children:
         child.join()
     result.seconds = finished - start_at  # the last instance started before the deadline runs to its end

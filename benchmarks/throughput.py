@@ -7,7 +7,10 @@
    each looping over 3-approval instances: POST start (201 with the first open task), then per approver
    POST complete and GET the next approver's inbox filtered by business key (6 calls, 4 of them writes).
    Reports instances/s, write calls/s, database commits/s and rows written/s (pg_stat_database deltas:
-   xact_commit, tup_inserted + tup_updated + tup_deleted), p50/p95/p99 per call type, errors.
+   xact_commit, tup_inserted + tup_updated + tup_deleted), p50/p95/p99 per call type, errors, and the CPU
+   each completed instance cost (/proc deltas): our server processes (gunicorn master and workers; in the
+   scale-out also Celery and beat), every PostgreSQL process, and the client processes. On a saturated machine
+   that CPU is what bounds the rate, and it varies less between runs than the rate does.
 2. Scale-out: two API masters (W/2 workers each) on two ports, clients round-robin over them, plus two
    `bpm worker` Celery processes and one `bpm beat` on the same PostgreSQL and RabbitMQ (they relay the
    outbox rows the load produces). Errors = HTTP calls that failed + ERROR/Traceback lines in the logs.
@@ -24,8 +27,10 @@ import time
 from _common import (
     BIN,
     ROOT,
+    cpu_seconds,
     generate_load,
     peak_rss_kb,
+    postgres_pids,
     private_database,
     scratch_dir,
     seed,
@@ -39,14 +44,20 @@ from _common import database_stats as stats
 WRITES_PER_INSTANCE = 4
 
 
-def run_level(url: str, ports: list[int], clients: int, seconds: float) -> dict:
+def run_level(url: str, servers: list[_Server], clients: int, seconds: float) -> dict:
+    ports = [server.port for server in servers if server.kind == "api"]
     before = stats(url)
+    cpu_before = cpu_by_process(servers)
     load = generate_load(ports, clients, seconds)
+    cpu = cpu_used(cpu_before, cpu_by_process(servers))
     time.sleep(1.0)  # pg_stat_database is flushed by backends about once a second
     after = stats(url)
     delta = {k: after[k] - before[k] for k in before}
     elapsed = load.seconds
+    per_instance = max(load.completed, 1) / 1000
     return {"clients": clients, "seconds": elapsed, "instances": load.completed,
+            "cpu_ms": {"server": cpu["server"] / per_instance, "postgres": cpu["postgres"] / per_instance,
+                       "clients": load.client_cpu / per_instance},
             "instances_s": load.completed / elapsed,
             "write_calls_s": (sum(1 for kind, _ in load.samples if kind != "inbox")) / elapsed,
             "commits_s": delta["commits"] / elapsed,
@@ -54,20 +65,36 @@ def run_level(url: str, ports: list[int], clients: int, seconds: float) -> dict:
             "latency": load.latencies(), "errors": load.errors}
 
 
+def cpu_by_process(servers: list[_Server]) -> dict[str, dict[int, float]]:
+    """CPU used so far by each of our server processes (masters, gunicorn and Celery children) and PostgreSQL's."""
+    ours = [pid for server in servers for pid in (server.process.pid, *server.worker_pids())]
+    return {"server": {pid: cpu_seconds([pid]) for pid in ours},
+            "postgres": {pid: cpu_seconds([pid]) for pid in postgres_pids()}}
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds per part between two snapshots (a process that started in between counts whole)."""
+    return {part: sum(seconds - before[part].get(pid, 0.0) for pid, seconds in after[part].items())
+            for part in after}
+
+
 def print_level(label: str, result: dict) -> None:
     lat = result["latency"]
+    cpu = result["cpu_ms"]
     print(f"| {label} | {result['clients']} | {result['instances_s']:.1f} | {result['write_calls_s']:.0f} | "
           f"{result['commits_s']:.0f} | {result['rows_s']:.0f} | "
           + " | ".join(f"{lat[k]['p50']:.0f} / {lat[k]['p95']:.0f} / {lat[k]['p99']:.0f}" if k in lat else "-"
                        for k in ("start", "complete", "inbox"))
+          + f" | {cpu['server']:.1f} / {cpu['postgres']:.1f} / {cpu['clients']:.1f}"
           + f" | {len(result['errors'])} |", flush=True)
     for error in result["errors"][:3]:
         print("    error:", error)
 
 
 HEADER = ("| setup | clients | instances/s | write calls/s | commits/s | rows written/s | "
-          "start p50/p95/p99 ms | complete p50/p95/p99 ms | inbox p50/p95/p99 ms | errors |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "start p50/p95/p99 ms | complete p50/p95/p99 ms | inbox p50/p95/p99 ms | "
+          "CPU ms per instance: server / PostgreSQL / clients | errors |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def memory_of(servers: list[_Server]) -> list[str]:
@@ -116,7 +143,7 @@ def main() -> None:
             generate_load([api.port], 2, 2.0)  # warm-up
             print(HEADER)
             for clients in levels:
-                print_level(f"1 API x {args.api_workers} workers", run_level(url, [api.port], clients, args.seconds))
+                print_level(f"1 API x {args.api_workers} workers", run_level(url, [api], clients, args.seconds))
             print("\n".join(memory_of([api])))
             api.stop()
             started.remove(api)
@@ -132,7 +159,7 @@ def main() -> None:
             print(HEADER)
             for clients in [n for n in levels if n >= 4]:
                 print_level(f"2 APIs x {half} workers + 2 Celery workers + beat",
-                            run_level(url, ports, clients, args.seconds))
+                            run_level(url, apis + workers, clients, args.seconds))
             time.sleep(3)  # let the workers relay what the last run produced
             print("\n".join(memory_of(apis + workers[:2])))
             print(f"ERROR/Traceback lines in API, worker and beat logs: {log_errors(apis + workers)}")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from bpm.adapters.orm import ProcessInstance
 from bpm.adapters.orm_integrations import WebhookDelivery, WebhookSubscription
@@ -229,6 +229,18 @@ def _active_subscriptions(uow: UnitOfWork) -> list:
         cached = (uow.session, list(uow.session.execute(_active_query())))
         uow._webhook_subscriptions = cached
     return cached[1]
+
+
+def any_active_column():
+    """A column a command's first query can carry (true when some subscription is active), so that a command
+    on a server without webhooks does not spend a statement reading none: see `note_any_active`."""
+    return exists().where(WebhookSubscription.active.is_(True)).label("webhooks_active")
+
+
+def note_any_active(uow: UnitOfWork, any_active: bool) -> None:
+    """What `any_active_column` said: with none active, the events of this transaction read no subscriptions."""
+    if not any_active:
+        uow._webhook_subscriptions = (uow.session, [])
 
 
 @functools.cache

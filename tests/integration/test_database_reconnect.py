@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import bpmn_fixture, deploy
 from sqlalchemy import event, text
 
-from api import create_app
 from bpm.adapters.db import PING_AFTER_IDLE_SECONDS
 from bpm.config import Settings
-from conftest import bpmn_fixture, deploy
 
 pytestmark = pytest.mark.postgres
 EXPENSE = bpmn_fixture("expense_approval.bpmn")

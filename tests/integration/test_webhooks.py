@@ -148,3 +148,31 @@ def test_overdue_and_incident_events_reach_their_subscribers(client, users, cont
     assert late["event"] == "task.overdue" and late["body"]["data"]["task_id"] == "t-1"
     [broken] = deliveries(client, users["ivan"], incident["id"])
     assert broken["body"]["data"]["incident_id"] == 7
+
+
+def complete_open_task(client, users, instance_id, approver):
+    detail = client.get(f"/api/v1/process-instances/{instance_id}", headers=users["ivan"]).json
+    [task] = detail["open_tasks"]
+    done = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=users[approver], json={"variables": {}})
+    assert done.status_code == 200, done.json
+    return task
+
+
+def test_a_completion_delivers_its_events_and_reads_no_subscriptions_when_none_is_active(client, users):
+    deploy(client, users["dora"], EXPENSE)
+    paused = subscribe(client, users["ivan"], events=["task.completed", "task.created"], active=False).json
+    first = start(client, users)  # amount 10: lead review, then director approval
+    complete_open_task(client, users, first, "alice")
+    assert deliveries(client, users["ivan"], paused["id"]) == []  # only an inactive subscription: nothing
+
+    active = subscribe(client, users["ivan"], events=["task.completed", "task.created"]).json
+    second = start(client, users)
+    created_at_start = deliveries(client, users["ivan"], active["id"])
+    lead = complete_open_task(client, users, second, "alice")
+    log = deliveries(client, users["ivan"], active["id"])
+    assert sorted(d["event"] for d in log) == ["task.completed", "task.created", "task.created"]
+    [completed] = [d for d in log if d["event"] == "task.completed"]
+    assert completed["body"]["data"]["task_id"] == lead["id"]
+    [director] = [d for d in log if d["event"] == "task.created" and d["id"] not in {c["id"] for c in created_at_start}]
+    assert director["body"]["data"]["element_id"] == "director_approval"
+    assert deliveries(client, users["ivan"], paused["id"]) == []
