@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 
 from bpm.adapters import channels as transport
 from bpm.adapters.orm import Group, Task, User, UserGroup
@@ -89,14 +89,12 @@ _templates = Environment(
 def notify_task_created(event: events.TaskCreated, uow) -> None:
     users = tuple(filter(None, [event.assignee])) or tuple(event.candidate_users)
     groups = () if event.assignee else tuple(event.candidate_groups)
-    facts = _task_facts(event, uow)
-    notify(uow, "task_created", facts, resolve_recipients(uow, users, groups))
+    notify_named(uow, "task_created", _task_facts(event, uow), users, groups)
 
 
 def _notify_escalation(reason: str) -> Callable:
     def handler(event, uow) -> None:
-        facts = _task_facts(event, uow)
-        notify(uow, reason, facts, resolve_recipients(uow, *_escalation_audience(event)))
+        notify_named(uow, reason, _task_facts(event, uow), *_escalation_audience(event))
 
     handler.__name__ = f"notify_{reason}"
     return handler
@@ -169,15 +167,57 @@ def _language(locale: str | None) -> str:
     return "zh" if (locale or "").lower().startswith("zh") else "en"
 
 
+def notify_named(uow, reason: str, facts: dict[str, Any], users: Iterable[str], groups: Iterable[str]) -> None:
+    """`notify` the active users named directly or through their groups. On PostgreSQL a single statement finds
+    them and adds their in-app rows (this runs for every new task); elsewhere a query, then an insert."""
+    users, groups = list(users), list(groups)
+    if not (users or groups) or not outbox.is_postgres(uow):
+        notify(uow, reason, facts, resolve_recipients(uow, users, groups))
+        return
+    in_app = _in_app_row(uow, reason, facts)
+    rows = uow.session.execute(_notify_named_statement(), {
+        "users": users, "groups": groups, "title_en": _title(reason, facts, "en")[:300],
+        "title_zh": _title(reason, facts, "zh")[:300], "body": in_app["body"], "link": in_app["link"],
+        "created_at": in_app["created_at"]})
+    _enqueue_messages(uow, reason, facts, [(username, email, _language(locale)) for username, email, locale in rows])
+
+
+@functools.cache
+def _notify_named_statement():
+    """PostgreSQL: the recipients query of `resolve_recipients` as a CTE, an INSERT of their in-app rows (titled
+    in each recipient's language) fed from it, and the recipients as the result. Built once."""
+    recipients = _recipients_query().cte("recipients")
+    table = Notification.__table__
+    title = case((func.lower(func.coalesce(recipients.c.locale, "")).like("zh%"), bindparam("title_zh")),
+                 else_=bindparam("title_en"))
+    added = (insert(table).from_select(
+        ["username", "title", "body", "link", "created_at"],
+        select(recipients.c.username, title, bindparam("body"), bindparam("link", type_=table.c.link.type),
+               bindparam("created_at", type_=table.c.created_at.type)))
+        .cte("added"))
+    return select(recipients.c.username, recipients.c.email, recipients.c.locale).add_cte(added).order_by(
+        recipients.c.username)
+
+
+def _in_app_row(uow, reason: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The in-app notification's columns but the user and the title (which is in the user's language)."""
+    return {"body": INTROS[reason].format(name=facts["name"]),
+            "link": f"/tasks/{facts['task_id']}" if facts.get("task_id") else None, "created_at": uow.clock.now()}
+
+
 def notify(uow, reason: str, facts: dict[str, Any], recipients: list[tuple[str, str | None, str]]) -> None:
     """Add in-app rows and outbox messages for one event: batched, nothing rendered or sent here."""
-    settings = uow.settings
-    link = f"/tasks/{facts['task_id']}" if facts.get("task_id") else None
     if recipients:
-        rows = [{"username": username, "title": _title(reason, facts, language)[:300],
-                 "body": INTROS[reason].format(name=facts["name"]), "link": link,
-                 "created_at": uow.clock.now()} for username, _email, language in recipients]
+        in_app = _in_app_row(uow, reason, facts)
+        rows = [{"username": username, "title": _title(reason, facts, language)[:300], **in_app}
+                for username, _email, language in recipients]
         outbox.insert_rows(uow, Notification, rows)
+    _enqueue_messages(uow, reason, facts, recipients)
+
+
+def _enqueue_messages(uow, reason: str, facts: dict[str, Any], recipients: list[tuple[str, str | None, str]]):
+    """One outbox message per recipient with an email (when SMTP is set up) and one per configured robot."""
+    settings = uow.settings
     messages = []
     if getattr(settings, "smtp_host", ""):
         messages += [("email", {"to": email, "username": username, "reason": reason, "language": language,

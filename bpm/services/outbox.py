@@ -84,7 +84,7 @@ def insert_rows(uow, model, rows: list[dict]) -> None:
     """
     if not rows:
         return
-    if not _is_postgres(uow):
+    if not is_postgres(uow):
         uow.session.execute(insert(model), rows)
         return
     table, dialect = model.__table__, uow.session.get_bind().dialect
@@ -135,7 +135,7 @@ def _claim_due(uow, limit: int) -> list[tuple[int, str]]:
              .where(OutboxMessage.status == "pending",
                     or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
              .order_by(OutboxMessage.id).limit(limit))
-    if _is_postgres(uow):
+    if is_postgres(uow):
         query = query.with_for_update(skip_locked=True)
     return [(row.id, row.kind) for row in uow.session.execute(query)]
 
@@ -186,7 +186,7 @@ def deliver(outbox_id: int, uow_factory: Callable, channels: Mapping[str, Callab
 
 def _lock_for_delivery(uow, outbox_id: int) -> OutboxMessage | None:
     query = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
-    if _is_postgres(uow):
+    if is_postgres(uow):
         query = query.with_for_update()
     return uow.session.execute(query).scalar_one_or_none()
 
@@ -329,5 +329,5 @@ def get_delivery(outbox_id: int, uow) -> OutboxMessage:
         return row
 
 
-def _is_postgres(uow) -> bool:
+def is_postgres(uow) -> bool:
     return uow.session.get_bind().dialect.name == "postgresql"

@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 from conftest import bpmn_fixture, deploy
 from receivers import SmtpSink, WebhookReceiver
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from bpm.adapters.orm_outbox import OutboxMessage
+from bpm.adapters.orm import User
+from bpm.adapters.orm_outbox import Notification, OutboxMessage
 from bpm.config import Settings
 from bpm.domain import events
 from bpm.services import identity, notifications, outbox
@@ -76,6 +77,23 @@ def test_a_new_task_notifies_every_candidate_in_app_and_nobody_else(client, lily
     assert mine[0]["link"].startswith("/tasks/") and mine[0]["read_at"] is None
     assert client.get("/api/v1/notifications", headers=lily["bob"]).json == []
     assert client.get("/api/v1/notifications/unread-count", headers=lily["alice"]).json == {"unread": 1}
+
+
+def test_a_new_task_notifies_active_members_in_their_language_and_emails_those_with_an_address(
+        client, context, lily):
+    for username, group in (("mei", "team-leads"), ("gone", "team-leads")):
+        identity.create_user(identity.CreateUser(username, groups=[group], roles=["approver"]), context.uow())
+    with context.uow() as uow:
+        uow.session.execute(update(User).where(User.username == "mei").values(locale="zh-CN"))
+        uow.session.execute(update(User).where(User.username == "gone").values(active=False))
+        uow.commit()
+    start_expense(client, lily)
+    with context.uow() as uow:
+        titles = dict(uow.session.execute(select(Notification.username, Notification.title)).all())
+    assert titles == {"alice": "New task: Team lead review", "lily": "New task: Team lead review",
+                      "mei": "新任务：Team lead review"}
+    emails = [row.payload for row in outbox_rows(context) if row.kind == "email"]
+    assert [(e["to"], e["username"], e["language"]) for e in emails] == [("lily@example.com", "lily", "en")]
 
 
 def test_marking_read_one_by_one_or_all_at_once(client, lily):
