@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
@@ -101,23 +101,26 @@ WITHOUT_TEXTS = (defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec
 
 
 def latest_definition(uow: UnitOfWork, key: str, texts: bool = True) -> ProcessDefinition:
-    row = uow.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                             .order_by(ProcessDefinition.version.desc()).limit(1)
-                             .options(*(() if texts else WITHOUT_TEXTS)))
-    if row is None:
-        raise NotFound(f"process definition '{key}' not found")
-    return row
+    return get_definition(uow, key, None, texts)
 
 
 def get_definition(uow: UnitOfWork, key: str, version: int | None = None, texts: bool = True) -> ProcessDefinition:
     """The latest or the given version; `texts=False` defers the BPMN and spec texts (commands that run it)."""
-    if version is None:
-        return latest_definition(uow, key, texts)
-    row = uow.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key,
-                                                             ProcessDefinition.version == version)
-                             .options(*(() if texts else WITHOUT_TEXTS)))
+    return definition_found(uow.session.scalar(definition_query(key, version, texts)), key, version)
+
+
+def definition_query(key: str, version: int | None = None, texts: bool = True) -> Select:
+    """The SELECT of `get_definition`, for a caller that reads more columns in the same round trip."""
+    query = select(ProcessDefinition).where(ProcessDefinition.key == key)
+    query = (query.order_by(ProcessDefinition.version.desc()).limit(1) if version is None
+             else query.where(ProcessDefinition.version == version))
+    return query.options(*(() if texts else WITHOUT_TEXTS))
+
+
+def definition_found(row: ProcessDefinition | None, key: str, version: int | None) -> ProcessDefinition:
     if row is None:
-        raise NotFound(f"version {version} of process definition '{key}' not found")
+        raise NotFound(f"process definition '{key}' not found" if version is None
+                       else f"version {version} of process definition '{key}' not found")
     return row
 
 

@@ -23,7 +23,7 @@ from bpm.domain.errors import (
     ValidationFailed,
 )
 from bpm.domain.model import Actor
-from bpm.services import definitions
+from bpm.services import definitions, webhooks
 from bpm.services.projection import apply_snapshot, archived_chunks, record
 
 
@@ -52,7 +52,7 @@ def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
             existing = _find_idempotent(uow, cmd, request_hash)
             if existing is not None:
                 return StartResult(existing, created=False)
-        definition = definitions.get_definition(uow, cmd.process_key, cmd.version, texts=False)
+        definition = _definition_to_start(uow, cmd)
         instance, workflow, snap = _run_new_instance(uow, definition, cmd, request_hash)
         try:
             uow.commit()
@@ -60,6 +60,16 @@ def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
             raise IdempotencyConflict("a request with this Idempotency-Key is being processed; retry") from error
         return StartResult(instance, created=True,
                            detail=_described_by_command(uow, instance, definition, workflow, snap))
+
+
+def _definition_to_start(uow, cmd: StartInstance) -> ProcessDefinition:
+    """The definition to run (texts deferred); the same round trip says whether any webhook subscription is
+    active, so the start's events need not look when none is."""
+    query = definitions.definition_query(cmd.process_key, cmd.version, texts=False)
+    row = uow.session.execute(query.add_columns(webhooks.any_active_column())).first()
+    definition = definitions.definition_found(row[0] if row else None, cmd.process_key, cmd.version)
+    webhooks.note_any_active(uow, row.webhooks_active)
+    return definition
 
 
 def _described_by_command(uow, instance, definition, workflow, snap: engine.Snapshot) -> dict[str, Any] | None:
