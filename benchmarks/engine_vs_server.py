@@ -11,7 +11,7 @@ Each round measures, one after the other (so machine noise hits all of them alik
        transaction, with handlers, history and projection (the next task id is looked up outside the timing);
   (b0) the same with the main service-layer optimisations of BENCHMARKS.md switched off in-process (class
        Baseline: which ones, there);
-  (b1) the same with only the latest round's two main service-layer changes switched off (engine changes stay on);
+  (b1) the same with only the latest round's service-layer changes switched off (engine changes stay on);
   (c)  the same over HTTP through gunicorn (`bpm serve --workers 2` with a broker URL, so no embedded threads),
        4 client threads in a separate process; each client finds its next task through the approver's inbox
        (GET /tasks?business_key=...), so (c) includes 2 inbox reads per instance.
@@ -165,46 +165,63 @@ class ServiceLayer:
 class Baseline:
     """Switches service-layer optimisations off in-process, to measure the code as it was before them.
 
-    level "previous" (row b1): the two main changes of the latest round off: history rows are ORM objects
-    flushed with the command (INSERT ... RETURNING id) instead of appended rows written with one INSERT, and the
-    webhook subscriptions are read as ORM objects. Level "original" (row b0): also the first issue-7 round off
-    (one query for task/instance/definition/signers, one query for the projection's existing rows) and the
-    earlier ones (no read-back of new task rows). Smaller changes of the latest round (handler statements built
-    once, the engine's flat rounds, no flush in the TaskCreated handler) stay on in every row, as does the engine.
+    level "previous" (row b1): the latest (sixth) round's service-layer changes off: a new task's recipients are
+    read, then their in-app rows inserted (two statements, not one); the webhook subscriptions are read by every
+    command (not skipped when the command's first query says none is active); every connection checkout pings
+    the database (pool_pre_ping), not only one idle for more than 0.5 s. Level "original" (row b0): also the
+    earlier rounds off: history rows are ORM objects flushed with the command (INSERT ... RETURNING id) instead
+    of appended rows written with one INSERT, the webhook subscriptions are ORM objects, the task/instance/
+    definition/signers and the projection's existing rows are read one query each, and new task rows are read
+    back. Smaller changes (statements built once, the engine's flat rounds, no flush in the TaskCreated
+    handler) stay on in every row, as does the engine.
     """
 
-    def __init__(self, level: str = "original"):
+    def __init__(self, level: str = "original", engine=None):
         from bpm.adapters.unit_of_work import UnitOfWork
-        from bpm.services import projection, tasks, webhooks
+        from bpm.services import notifications, projection, tasks, webhooks
 
-        self.level = level
+        self.level, self.engine = level, engine
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
-                      tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row)
+                      tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row,
+                      webhooks.note_any_active, notifications.notify_named)
 
     def __enter__(self):
-        from sqlalchemy import select
+        from sqlalchemy import event, select
 
         from bpm.adapters.orm import HistoryEntry
         from bpm.adapters.orm_integrations import WebhookSubscription
         from bpm.adapters.unit_of_work import UnitOfWork
-        from bpm.services import projection, tasks, webhooks
+        from bpm.services import notifications, projection, tasks, webhooks
 
-        UnitOfWork.append_row = lambda uow, _table, values: uow.session.add(HistoryEntry(**values))
-        webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
-            select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
+        webhooks.note_any_active = lambda uow, any_active: None
+        notifications.notify_named = lambda uow, reason, facts, users, groups: notifications.notify(
+            uow, reason, facts, notifications.resolve_recipients(uow, users, groups))
+        if self.engine is not None:
+            event.listen(self.engine, "checkout", self._ping)
         if self.level == "original":
+            UnitOfWork.append_row = lambda uow, _table, values: uow.session.add(HistoryEntry(**values))
+            webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
+                select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
             tasks._load_for_completion = _load_one_by_one
             projection._existing_rows = _existing_rows_one_by_one
             projection._null_unset_columns = lambda row: None
             projection._keep_in_session = lambda uow, row: None
         return self
 
-    def __exit__(self, *exc):
-        from bpm.adapters.unit_of_work import UnitOfWork
-        from bpm.services import projection, tasks, webhooks
+    def _ping(self, dbapi_connection, _record, _proxy) -> None:
+        self.engine.dialect.do_ping(dbapi_connection)  # what pool_pre_ping does on every checkout
 
+    def __exit__(self, *exc):
+        from sqlalchemy import event
+
+        from bpm.adapters.unit_of_work import UnitOfWork
+        from bpm.services import notifications, projection, tasks, webhooks
+
+        if self.engine is not None:
+            event.remove(self.engine, "checkout", self._ping)
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
-         tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row) = self.saved
+         tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row,
+         webhooks.note_any_active, notifications.notify_named) = self.saved
 
 
 def _load_one_by_one(uow, task_id: str):
@@ -269,10 +286,12 @@ def main() -> None:
     pure, ours = PureEngine(THREE_APPROVALS.read_bytes()), ServerEngine(compiled[0].spec_json)
     pure_sizes, ours_sizes = pure.run_instance(), ours.run_instance()
     logs = scratch_dir()
-    variants = {"b0": lambda: Baseline("original"), "b1": lambda: Baseline("previous"), "b": contextlib.nullcontext}
     with private_database("bench_floor") as (url, _name):
         seed(url)
         layer = ServiceLayer(url)
+        pool = layer.context.engine
+        variants = {"b0": lambda: Baseline("original", pool), "b1": lambda: Baseline("previous", pool),
+                    "b": contextlib.nullcontext}
         layer.run_instance()  # warm the spec cache and the connection pool
         server = start_api(url, args.api_workers, logs) if args.http_seconds > 0 else None
         try:
