@@ -39,7 +39,11 @@ def server():
 
 
 def uow():
-    return server().uow()
+    """The request's unit of work: read-only for GET and HEAD (they never write; see ServerContext.uow)."""
+    return server().uow(read_only=request.method in READ_METHODS)
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def current_actor() -> Actor:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from bpm.adapters.db import make_engine
 from bpm.adapters.orm import load_all_models
-from bpm.adapters.unit_of_work import UnitOfWork, session_factory
+from bpm.adapters.unit_of_work import UnitOfWork, read_only_session_factory, session_factory
 from bpm.clock import Clock, ManualClock, SystemClock
 from bpm.config import Settings
 from bpm.services import load_handlers
@@ -21,6 +21,7 @@ class ServerContext:
     engine: Engine
     sessions: Any
     clock: Clock
+    read_sessions: Any = None
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> ServerContext:
@@ -28,7 +29,9 @@ class ServerContext:
         load_handlers()
         engine = make_engine(settings.database_url)
         clock = clock or (ManualClock() if settings.clock == "manual" else SystemClock())
-        return cls(settings, engine, session_factory(engine), clock)
+        return cls(settings, engine, session_factory(engine), clock, read_only_session_factory(engine))
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.clock, self.settings)
+    def uow(self, read_only: bool = False) -> UnitOfWork:
+        """A unit of work; `read_only` for a request that must not write (see read_only_session_factory)."""
+        sessions = self.read_sessions if read_only and self.read_sessions is not None else self.sessions
+        return UnitOfWork(sessions, self.clock, self.settings)

@@ -16,6 +16,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # more recently is trusted (HikariCP's aliveBypassWindowMs, 500 ms by default, makes the same trade).
 PING_AFTER_IDLE_SECONDS = 0.5
 _IDLE_SINCE = "bpm_idle_since"
+READ_ONLY = "bpm_read_only"  # execution option of the engine that read-only units of work use
 
 
 def make_engine(database_url: str, ping_after_idle: float | None = PING_AFTER_IDLE_SECONDS, **kwargs) -> Engine:
@@ -77,7 +78,10 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
 
 
 def _begin_immediate(connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A unit of work that only reads (READ_ONLY, see unit_of_work.read_only_session_factory) does not take the
+    # write lock: in WAL mode its deferred transaction reads a snapshot while writers go on.
+    read_only = connection.get_execution_options().get(READ_ONLY)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def alembic_config(database_url: str) -> Config:

@@ -65,3 +65,49 @@ def test_an_error_rolls_back_even_a_read(context, ends):
         uow.session.scalar(select(func.count()).select_from(User))
         raise RuntimeError("the command failed")
     assert ends == ["rollback"]
+
+
+def test_a_read_only_unit_of_work_refuses_to_write_and_nothing_is_written(context):
+    from bpm.adapters.unit_of_work import ReadOnlyViolation
+
+    with pytest.raises(ReadOnlyViolation, match="INSERT INTO groups"), context.uow(read_only=True) as uow:
+        uow.session.add(Group(name="written-by-a-get"))
+        uow.session.flush()
+    assert groups_named(context, "written-by-a-get") == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_get_requests_read_outside_a_transaction_on_postgresql_and_leave_the_pool_transactional(
+        context, client, users):
+    """On PostgreSQL a read-only unit of work runs on an autocommit connection (no BEGIN/COMMIT round trips);
+    the connection goes back to the pool in transactional mode for the next command."""
+    with context.uow(read_only=True) as uow:
+        assert uow.session.connection().connection.dbapi_connection.autocommit is True
+    with context.uow() as uow:
+        assert uow.session.connection().connection.dbapi_connection.autocommit is False
+    sent = []
+    event.listen(context.engine, "before_cursor_execute", lambda *args: sent.append(args[2].split()[0]))
+    assert client.get("/api/v1/tasks", headers=users["alice"]).status_code == 200
+    assert sent and set(sent) == {"SELECT"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_read_only_unit_of_work_on_sqlite_does_not_hold_the_write_lock(context):
+    """SQLite: a GET reads in a deferred transaction, so a command can commit while the GET is still open."""
+    import threading
+
+    committed = threading.Event()
+
+    def write():
+        with context.uow() as uow:
+            uow.session.add(Group(name="written-while-reading"))
+            uow.commit()
+        committed.set()
+
+    with context.uow(read_only=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Group)) >= 0
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert committed.wait(5), "the command waited for the read-only unit of work"
+    writer.join()
+    assert groups_named(context, "written-while-reading") == 1
