@@ -167,7 +167,8 @@ class Baseline:
 
     level "previous" (row b1): the latest (sixth) round's service-layer changes off: a new task's recipients are
     read, then their in-app rows inserted (two statements, not one); the webhook subscriptions are read by every
-    command (not skipped when the command's first query says none is active); every connection checkout pings
+    command (not skipped when the command's first query says none is active); a completion always reads the
+    projection's existing rows (not skipped when its load says the task is all there is); every checkout pings
     the database (pool_pre_ping), not only one idle for more than 0.5 s. Level "original" (row b0): also the
     earlier rounds off: history rows are ORM objects flushed with the command (INSERT ... RETURNING id) instead
     of appended rows written with one INSERT, the webhook subscriptions are ORM objects, the task/instance/
@@ -183,7 +184,7 @@ class Baseline:
         self.level, self.engine = level, engine
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
                       tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row,
-                      webhooks.note_any_active, notifications.notify_named)
+                      webhooks.note_any_active, notifications.notify_named, projection.known_existing)
 
     def __enter__(self):
         from sqlalchemy import event, select
@@ -194,6 +195,7 @@ class Baseline:
         from bpm.services import notifications, projection, tasks, webhooks
 
         webhooks.note_any_active = lambda uow, any_active: None
+        projection.known_existing = lambda row, open_task_id: None
         notifications.notify_named = lambda uow, reason, facts, users, groups: notifications.notify(
             uow, reason, facts, notifications.resolve_recipients(uow, users, groups))
         if self.engine is not None:
@@ -221,7 +223,7 @@ class Baseline:
             event.remove(self.engine, "checkout", self._ping)
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
          tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row,
-         webhooks.note_any_active, notifications.notify_named) = self.saved
+         webhooks.note_any_active, notifications.notify_named, projection.known_existing) = self.saved
 
 
 def _load_one_by_one(uow, task_id: str):
@@ -237,7 +239,7 @@ def _load_one_by_one(uow, task_id: str):
     pending = uow.session.scalar(select(TaskSigner.id).where(TaskSigner.task_id == task.id,
                                                              TaskSigner.status == "pending")) is not None
     instance = get_instance(uow, task.instance_id)
-    return task, instance, uow.session.get(ProcessDefinition, instance.definition_id), pending
+    return task, instance, uow.session.get(ProcessDefinition, instance.definition_id), pending, None
 
 
 def _existing_rows_one_by_one(uow, instance_id: str):

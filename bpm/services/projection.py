@@ -10,7 +10,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, delete, literal_column, null, select, union_all
+from sqlalchemy import String, bindparam, cast, delete, exists, func, literal_column, null, select, union_all
 from sqlalchemy.orm.util import identity_key
 
 from bpm import engine, expressions
@@ -44,10 +44,14 @@ def record(uow: UnitOfWork, instance_id: str, event: str, actor: str | None = No
 
 
 def apply_snapshot(uow: UnitOfWork, instance: ProcessInstance, definition: ProcessDefinition,
-                   snap: engine.Snapshot, actor: str | None, *, new: bool = False) -> None:
+                   snap: engine.Snapshot, actor: str | None, *, new: bool = False,
+                   existing: _Existing | None = None) -> None:
+    """`existing`: what the projection tables held before the step, when the caller already knows it
+    (`known_existing`); otherwise it is read here (nothing for a new instance)."""
     instance.state_json = snap.state_json
     _store_archive(uow, instance.id, snap.archive)
-    existing = _Existing() if new else _existing_rows(uow, instance.id)
+    if existing is None:
+        existing = _Existing() if new else _existing_rows(uow, instance.id)
     _record_decisions(uow, instance, definition, snap.decisions, actor)
     for line in snap.script_output:  # what restricted scripts printed: history only, never stdout
         record(uow, instance.id, "script.output", actor, element_id=line.element_id, element_name=line.element_name,
@@ -95,6 +99,29 @@ class _Existing:
         self.task_ids: list[str] = []  # open tasks
         self.timers: dict[str, tuple[int, Any]] = {}  # waiting timers: engine task id -> (row id, due_at)
         self.messages: set[tuple[str, str]] = set()  # message subscriptions: (message name, element id)
+
+
+def existing_summary_columns(instance_id) -> tuple:
+    """Columns a command's load can carry about the instance whose id is the column `instance_id`: how many
+    tasks are open, whether a timer waits, whether a message is awaited (index lookups). With them,
+    `known_existing` spares the common step the query of `_existing_rows`."""
+    from bpm.adapters.orm_integrations import MessageSubscription  # late: keeps the core tables importable alone
+
+    open_tasks = (select(func.count()).where(Task.instance_id == instance_id, Task.status == "open")
+                  .scalar_subquery())
+    waiting = exists().where(Timer.instance_id == instance_id, Timer.status == "waiting")
+    awaited = exists().where(MessageSubscription.instance_id == instance_id)
+    return open_tasks.label("open_tasks"), waiting.label("timers_waiting"), awaited.label("messages_awaited")
+
+
+def known_existing(row, open_task_id: str) -> _Existing | None:
+    """From a row with `existing_summary_columns`, read with the open task `open_task_id` of the instance: the
+    projection holds that task and nothing else to compare with the step; None when there is more (read it)."""
+    if row.open_tasks != 1 or row.timers_waiting or row.messages_awaited:
+        return None
+    existing = _Existing()
+    existing.task_ids = [open_task_id]
+    return existing
 
 
 def _existing_rows(uow, instance_id: str) -> _Existing:

@@ -210,3 +210,44 @@ def test_a_thrown_message_nobody_waits_for_is_recorded_as_undelivered(client, us
     assert instance(client, users, seller)["status"] == "completed"  # the thrower's step stands
     [thrown] = history(client, users, seller, "message.thrown")
     assert thrown["data"]["name"] == "quote_sent" and "not delivered" in thrown["data"]["error"]
+
+
+CANCELLABLE = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_cancel" targetNamespace="http://example.com/bpm">
+  <bpmn:message id="msg_withdrawn" name="order_withdrawn" />
+  <bpmn:process id="cancellable_review" name="Cancellable review" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
+    <bpmn:userTask id="review" name="Review" camunda:candidateGroups="finance">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="withdrawn" attachedToRef="review">
+      <bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:messageEventDefinition id="med_w" messageRef="msg_withdrawn" />
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="approve" />
+    <bpmn:userTask id="approve" name="Approve" camunda:candidateGroups="directors">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="f4" sourceRef="approve" targetRef="done" />
+    <bpmn:endEvent id="done"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f3" sourceRef="withdrawn" targetRef="dropped" />
+    <bpmn:endEvent id="dropped"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_completing_a_task_drops_the_subscription_of_its_message_boundary(client, users):
+    """The task was the instance's only open task, but the instance also awaited a message: the completion must
+    still compare the stored subscriptions with the step and drop the one that no longer waits."""
+    assert deploy(client, users["dora"], CANCELLABLE, "cancellable.bpmn").status_code == 201
+    started = client.post("/api/v1/process-definitions/cancellable_review/instances", headers=users["ivan"],
+                          json={"business_key": "ORD-9"})
+    assert started.status_code == 201, started.json
+    [review] = started.json["open_tasks"]
+    done = client.post(f"/api/v1/tasks/{review['id']}/complete", headers=users["bob"], json={"variables": {}})
+    assert done.status_code == 200, done.json
+    late = send(client, users["ivan"], name="order_withdrawn", business_key="ORD-9")
+    assert late.status_code == 404, late.json  # nobody waits for it any more
+    assert [t["element_id"] for t in instance(client, users, started.json["id"])["open_tasks"]] == ["approve"]
