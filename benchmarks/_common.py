@@ -55,15 +55,17 @@ def _admin_conninfo(url: str) -> str:
 
 
 @contextmanager
-def private_database(prefix: str, base_url: str = DEFAULT_URL):
-    """A fresh database migrated with the project's Alembic revisions; dropped (connections killed) at the end."""
+def private_database(prefix: str, base_url: str = DEFAULT_URL, migrated: bool = True):
+    """A fresh database migrated with the project's Alembic revisions (unless `migrated` is false: empty);
+    dropped (connections killed) at the end."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = _admin_conninfo(base_url)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     try:
-        migrate(url)
+        if migrated:
+            migrate(url)
         yield url, name
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
@@ -146,19 +148,20 @@ def stop_process(process: subprocess.Popen) -> None:
         pass
 
 
-def server_env(url: str, port: int, var_dir: str) -> dict[str, str]:
+def server_env(url: str, port: int, var_dir: str, root: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
     env.update(BPM_DATABASE_URL=url, BPM_BROKER_URL=BROKER_URL, BPM_PORT=str(port), BPM_HOST="127.0.0.1",
-               BPM_VAR_DIR=var_dir, PYTHONPATH=str(ROOT))
+               BPM_VAR_DIR=var_dir, PYTHONPATH=str(root))
     return env
 
 
-def start_api(url: str, workers: int, log_dir: Path) -> Server:
-    """`bpm serve` with a broker URL: gunicorn with the shipped configuration, no embedded background threads."""
+def start_api(url: str, workers: int, log_dir: Path, root: Path = ROOT) -> Server:
+    """`bpm serve` with a broker URL: gunicorn with the shipped configuration, no embedded background threads.
+    `root`: the checkout whose code it runs (another one for an A/B against older code)."""
     port = free_port()
     log = log_dir / f"api-{port}.log"
-    process = subprocess.Popen([str(BIN / "bpm"), "serve", "--workers", str(workers)], cwd=ROOT,
-                               env=server_env(url, port, str(log_dir)), stdout=log.open("w"),
+    process = subprocess.Popen([str(BIN / "bpm"), "serve", "--workers", str(workers)], cwd=root,
+                               env=server_env(url, port, str(log_dir), root), stdout=log.open("w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, port, log)
     _wait_healthy(server)
