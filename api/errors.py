@@ -104,15 +104,31 @@ def _out_of_range(error: Exception):
 
 
 def _database_error(error: DBAPIError):
-    """The database is down or dropped the connection mid-request: a 503 the client may retry (the pool has
-    replaced its connections by then); any other database error is unexpected."""
-    if not (error.connection_invalidated or isinstance(error, OperationalError)):
+    """A database failure the client can retry: the database is down or dropped the connection (503, the pool has
+    replaced its connections by then), or it aborted the transaction for a concurrent one (409, deadlock or
+    serialization failure: nothing was applied). Any other database error is unexpected."""
+    state = getattr(error.orig, "sqlstate", None) or ""
+    if state in RETRY_CONFLICT_STATES:
+        log.info("transaction aborted by the database (%s): %s", state, str(error.orig).split("\n")[0])
+        return problem(409, "a concurrent request changed the same data and the database aborted this one; nothing "
+                            "was applied, retry it", f"urn:bpm:problem:{errors.ConcurrencyConflict.code}")
+    if not (error.connection_invalidated or _connection_failure(error, state)):
         return _unexpected(error)
     log.warning("database unavailable: %s", str(error.orig or error).split("\n")[0])
     response = problem(503, "the database is unavailable or the connection to it was lost; the request may not "
                             "have been applied, retry it", "urn:bpm:problem:database-unavailable")
     response.headers["Retry-After"] = "1"
     return response
+
+
+RETRY_CONFLICT_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+
+
+def _connection_failure(error: DBAPIError, state: str) -> bool:
+    """No connection (class 08, or no SQLSTATE: the driver could not reach the server) or the server is shutting
+    down or starting (57P01-57P03)."""
+    return isinstance(error, OperationalError) and (not state or state.startswith("08") or state in
+                                                    {"57P01", "57P02", "57P03"})
 
 
 def _unexpected(error: Exception):
