@@ -19,23 +19,23 @@ _IDLE_SINCE = "bpm_idle_since"
 READ_ONLY = "bpm_read_only"  # execution option of the engine that read-only units of work use
 
 
-def make_engine(database_url: str, ping_after_idle: float | None = PING_AFTER_IDLE_SECONDS, **kwargs) -> Engine:
+def make_engine(database_url: str, ping_idle_connections: bool = True, **kwargs) -> Engine:
     """An engine for the database URL. On a server database, a connection that sat idle in the pool for more than
-    `ping_after_idle` seconds is pinged when taken out (None: never), and a failed ping replaces every pooled
-    connection, so requests after a database restart or failover get fresh ones instead of failing."""
+    PING_AFTER_IDLE_SECONDS is pinged when taken out (unless `ping_idle_connections` is false), and a failed ping
+    replaces every pooled connection, so requests after a database restart or failover get fresh ones."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(database_url, url.database, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(database_url, **kwargs)
-    if ping_after_idle is not None and not kwargs.get("pool_pre_ping"):
-        _ping_idle_connections(engine, ping_after_idle)
+    if ping_idle_connections and not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
     return engine
 
 
-def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:
-    """Like `pool_pre_ping`, but only for connections idle longer than `after_seconds`: under load a request no
+def _ping_idle_connections(engine: Engine) -> None:
+    """Like `pool_pre_ping`, but only for connections idle longer than PING_AFTER_IDLE_SECONDS: under load a request no
     longer pays a round trip (and the database a transaction) just to learn that the connection it used a few
     milliseconds ago still works. A connection the database dropped since is found by the ping after any pause
     longer than that, which covers a restart; should a request still meet a dead connection, SQLAlchemy
@@ -48,7 +48,7 @@ def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
         idle_since = record.info.pop(_IDLE_SINCE, None)
-        if idle_since is None or time.monotonic() - idle_since <= after_seconds:
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
