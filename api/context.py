@@ -21,7 +21,7 @@ class ServerContext:
     engine: Engine
     sessions: Any
     clock: Clock
-    read_sessions: Any = None
+    read_sessions: Any
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> ServerContext:
@@ -33,5 +33,4 @@ class ServerContext:
 
     def uow(self, read_only: bool = False) -> UnitOfWork:
         """A unit of work; `read_only` for a request that must not write (see read_only_session_factory)."""
-        sessions = self.read_sessions if read_only and self.read_sessions is not None else self.sessions
-        return UnitOfWork(sessions, self.clock, self.settings)
+        return UnitOfWork(self.read_sessions if read_only else self.sessions, self.clock, self.settings)

@@ -219,6 +219,19 @@ def postgres_pids() -> list[int]:
     return found
 
 
+def cpu_by_process(servers: list[Server]) -> dict[str, dict[int, float]]:
+    """CPU used so far by each of our server processes (masters, gunicorn and Celery children) and PostgreSQL's."""
+    ours = [pid for server in servers for pid in (server.process.pid, *server.worker_pids())]
+    return {"server": {pid: cpu_seconds([pid]) for pid in ours},
+            "postgres": {pid: cpu_seconds([pid]) for pid in postgres_pids()}}
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds per part between two snapshots (a process that started in between counts whole)."""
+    return {part: sum(seconds - before[part].get(pid, 0.0) for pid, seconds in after[part].items())
+            for part in after}
+
+
 def peak_rss_kb(pid: int) -> int:
     """VmHWM: the highest resident set size the process has had (kB)."""
     try:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import BIN, ROOT, cpu_seconds, generate_load, postgres_pids, private_database, scratch_dir, start_api
+from _common import BIN, ROOT, cpu_by_process, cpu_used, generate_load, private_database, scratch_dir, start_api
 
 
 def prepare(url: str, root: Path) -> None:
@@ -32,17 +32,14 @@ def prepare(url: str, root: Path) -> None:
 
 
 def load_slice(server, clients: int, seconds: float) -> dict[str, float]:
-    ours = [server.process.pid, *server.worker_pids()]
-    before = {pid: cpu_seconds([pid]) for pid in ours}
-    pg_before = {pid: cpu_seconds([pid]) for pid in postgres_pids()}
+    before = cpu_by_process([server])
     load = generate_load([server.port], clients, seconds)
-    server_cpu = sum(cpu_seconds([pid]) - before.get(pid, 0.0) for pid in ours)
-    pg_cpu = sum(cpu_seconds([pid]) - pg_before.get(pid, 0.0) for pid in postgres_pids())
+    cpu = cpu_used(before, cpu_by_process([server]))
     done = max(load.completed, 1)
     if load.errors:
         print(f"    {len(load.errors)} errors, e.g. {load.errors[0]}", flush=True)
-    return {"rate": load.completed / load.seconds, "server": server_cpu * 1000 / done, "postgres": pg_cpu * 1000 / done,
-            "clients": load.client_cpu * 1000 / done}
+    return {"rate": load.completed / load.seconds, "server": cpu["server"] * 1000 / done,
+            "postgres": cpu["postgres"] * 1000 / done, "clients": load.client_cpu * 1000 / done}
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ import time
 from _common import (
     BIN,
     ROOT,
-    cpu_seconds,
+    cpu_by_process,
+    cpu_used,
     generate_load,
     peak_rss_kb,
-    postgres_pids,
     private_database,
     scratch_dir,
     seed,
@@ -63,19 +63,6 @@ def run_level(url: str, servers: list[_Server], clients: int, seconds: float) ->
             "commits_s": delta["commits"] / elapsed,
             "rows_s": (delta["inserted"] + delta["updated"] + delta["deleted"]) / elapsed,
             "latency": load.latencies(), "errors": load.errors}
-
-
-def cpu_by_process(servers: list[_Server]) -> dict[str, dict[int, float]]:
-    """CPU used so far by each of our server processes (masters, gunicorn and Celery children) and PostgreSQL's."""
-    ours = [pid for server in servers for pid in (server.process.pid, *server.worker_pids())]
-    return {"server": {pid: cpu_seconds([pid]) for pid in ours},
-            "postgres": {pid: cpu_seconds([pid]) for pid in postgres_pids()}}
-
-
-def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
-    """CPU seconds per part between two snapshots (a process that started in between counts whole)."""
-    return {part: sum(seconds - before[part].get(pid, 0.0) for pid, seconds in after[part].items())
-            for part in after}
 
 
 def print_level(label: str, result: dict) -> None:

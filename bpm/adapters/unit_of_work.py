@@ -179,11 +179,12 @@ def session_factory(engine: Engine) -> sessionmaker:
 
 
 def read_only_session_factory(engine: Engine) -> sessionmaker:
-    """Sessions for units of work that only read (the API's GET requests): any statement other than SELECT
-    raises ReadOnlyViolation. On PostgreSQL they also run without a transaction (driver autocommit): a request
-    that sends one SELECT then costs one round trip instead of three (BEGIN, SELECT, COMMIT), and no ROLLBACK
-    drops the connection's prepared statements. SQLite keeps its transactions (its engine issues BEGIN IMMEDIATE
-    itself and relies on the driver's isolation level staying as it set it)."""
+    """Sessions for units of work that only read (the API's GET requests): a statement that writes (INSERT,
+    UPDATE, DELETE, DDL) raises ReadOnlyViolation. On PostgreSQL they also run without a transaction (driver
+    autocommit): a request that sends one SELECT then costs one round trip instead of three (BEGIN, SELECT,
+    COMMIT), and no ROLLBACK drops the connection's prepared statements. On SQLite they keep a transaction, begun
+    deferred instead of IMMEDIATE (bpm.adapters.db), so a reader does not take the write lock; the driver's
+    isolation level stays as the engine set it."""
     options = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options["isolation_level"] = "AUTOCOMMIT"

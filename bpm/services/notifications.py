@@ -188,6 +188,7 @@ def _notify_named_statement():
     in each recipient's language) fed from it, and the recipients as the result. Built once."""
     recipients = _recipients_query().cte("recipients")
     table = Notification.__table__
+    # the rule of _language, in SQL: a locale starting with "zh" (any case) reads Chinese, everything else English
     title = case((func.lower(func.coalesce(recipients.c.locale, "")).like("zh%"), bindparam("title_zh")),
                  else_=bindparam("title_en"))
     added = (insert(table).from_select(
