@@ -10,7 +10,8 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, delete, exists, func, literal_column, null, select, union_all
+from sqlalchemy import String, bindparam, cast, delete, exists, literal_column, null, select, union_all
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import identity_key
 
 from bpm import engine, expressions
@@ -101,23 +102,25 @@ class _Existing:
         self.messages: set[tuple[str, str]] = set()  # message subscriptions: (message name, element id)
 
 
-def existing_summary_columns(instance_id) -> tuple:
-    """Columns a command's load can carry about the instance whose id is the column `instance_id`: how many
-    tasks are open, whether a timer waits, whether a message is awaited (index lookups). With them,
-    `known_existing` spares the common step the query of `_existing_rows`."""
+def existing_summary_columns(task) -> tuple:
+    """Columns a completion's load can carry about the instance of the loaded `task` (the mapped Task class or an
+    alias of it): whether another of its tasks is open, whether a timer waits, whether a message is awaited
+    (index lookups on the instance id). With them, `known_existing` spares the common step the query of
+    `_existing_rows`. The other tasks are read through an alias: an unaliased Task in the subquery would be
+    the loaded row itself, and the question would be about every open task in the table."""
     from bpm.adapters.orm_integrations import MessageSubscription  # late: keeps the core tables importable alone
 
-    open_tasks = (select(func.count()).where(Task.instance_id == instance_id, Task.status == "open")
-                  .scalar_subquery())
-    waiting = exists().where(Timer.instance_id == instance_id, Timer.status == "waiting")
-    awaited = exists().where(MessageSubscription.instance_id == instance_id)
-    return open_tasks.label("open_tasks"), waiting.label("timers_waiting"), awaited.label("messages_awaited")
+    other = aliased(Task, name="other_task")
+    others_open = exists().where(other.instance_id == task.instance_id, other.status == "open", other.id != task.id)
+    waiting = exists().where(Timer.instance_id == task.instance_id, Timer.status == "waiting")
+    awaited = exists().where(MessageSubscription.instance_id == task.instance_id)
+    return others_open.label("others_open"), waiting.label("timers_waiting"), awaited.label("messages_awaited")
 
 
 def known_existing(row, open_task_id: str) -> _Existing | None:
-    """From a row with `existing_summary_columns`, read with the open task `open_task_id` of the instance: the
-    projection holds that task and nothing else to compare with the step; None when there is more (read it)."""
-    if row.open_tasks != 1 or row.timers_waiting or row.messages_awaited:
+    """From a row with `existing_summary_columns`, read with the open task `open_task_id`: the projection holds
+    that task and nothing else to compare with the step; None when there is more (read it)."""
+    if row.others_open or row.timers_waiting or row.messages_awaited:
         return None
     existing = _Existing()
     existing.task_ids = [open_task_id]

@@ -161,7 +161,7 @@ def _completion_query():
 
     pending = exists().where(TaskSigner.task_id == Task.id, TaskSigner.status == "pending")
     return (select(Task, ProcessInstance, ProcessDefinition, pending.label("signers_pending"),
-                   webhooks.any_active_column(), *projection.existing_summary_columns(Task.instance_id))
+                   webhooks.any_active_column(), *projection.existing_summary_columns(Task))
             .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
             .options(*definitions.WITHOUT_TEXTS)

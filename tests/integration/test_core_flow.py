@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import bpmn_fixture, deploy
 
 EXPENSE = bpmn_fixture("expense_approval.bpmn")
@@ -128,3 +129,81 @@ def test_instance_list_filters(client, users):
     assert len(running.json) == 2
     assert client.get("/api/v1/process-instances", headers=users["ivan"],
                       query_string={"status": "bogus"}).status_code == 422
+
+
+@pytest.fixture
+def projection_reads(monkeypatch):
+    """The instance ids for which a step read the projection's existing rows again (`_existing_rows`)."""
+    from bpm.services import projection
+
+    seen: list[str] = []
+    read = projection._existing_rows
+
+    def counted(uow, instance_id):
+        seen.append(instance_id)
+        return read(uow, instance_id)
+
+    monkeypatch.setattr(projection, "_existing_rows", counted)
+    return seen
+
+
+def test_other_instances_open_tasks_do_not_make_a_completion_read_the_projection_again(
+        client, users, projection_reads):
+    """The completion's load tells whether the instance has anything open besides the task; another instance's
+    open task is not the instance's, so the step compares with what the load already holds."""
+    deploy(client, users["dora"], EXPENSE)
+    first = start(client, users["ivan"], {"amount": 5000}, business_key="EXP-1").json
+    second = start(client, users["ivan"], {"amount": 5000}, business_key="EXP-2").json
+    task_id = first["open_tasks"][0]["id"]
+    done = client.post(f"/api/v1/tasks/{task_id}/complete", headers=users["alice"], json={"variables": {}})
+    assert done.status_code == 200, done.json
+    assert projection_reads == []
+    assert [t["element_id"] for t in instance_detail(client, users, first["id"])["open_tasks"]] == ["finance_review"]
+    assert [t["element_id"] for t in instance_detail(client, users, second["id"])["open_tasks"]] == ["lead_review"]
+
+
+PARALLEL_CHECKS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_parallel" targetNamespace="http://example.com/bpm">
+  <bpmn:process id="parallel_checks" name="Parallel checks" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fork" />
+    <bpmn:parallelGateway id="fork"><bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:outgoing>f2</bpmn:outgoing><bpmn:outgoing>f3</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:sequenceFlow id="f2" sourceRef="fork" targetRef="legal" />
+    <bpmn:sequenceFlow id="f3" sourceRef="fork" targetRef="credit" />
+    <bpmn:userTask id="legal" name="Legal check" camunda:candidateGroups="team-leads">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="credit" name="Credit check" camunda:candidateGroups="finance">
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f5</bpmn:outgoing></bpmn:userTask>
+    <bpmn:sequenceFlow id="f4" sourceRef="legal" targetRef="join" />
+    <bpmn:sequenceFlow id="f5" sourceRef="credit" targetRef="join" />
+    <bpmn:parallelGateway id="join"><bpmn:incoming>f4</bpmn:incoming><bpmn:incoming>f5</bpmn:incoming>
+      <bpmn:outgoing>f6</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end" />
+    <bpmn:endEvent id="end"><bpmn:incoming>f6</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_completing_one_of_two_parallel_tasks_keeps_the_other_open_once(client, users, projection_reads):
+    """The instance has another open task: the step reads the projection's rows and keeps that task as it is
+    (taking the completed task for the only one would add the other again)."""
+    assert deploy(client, users["dora"], PARALLEL_CHECKS, "parallel.bpmn").status_code == 201
+    started = start(client, users["ivan"], {}, business_key="P-1", key="parallel_checks").json
+    tasks = {t["element_id"]: t["id"] for t in started["open_tasks"]}
+    assert set(tasks) == {"legal", "credit"}
+    done = client.post(f"/api/v1/tasks/{tasks['legal']}/complete", headers=users["alice"], json={"variables": {}})
+    assert done.status_code == 200, done.json
+    assert projection_reads == [started["id"]]
+    remaining = instance_detail(client, users, started["id"])["open_tasks"]
+    assert [(t["element_id"], t["id"]) for t in remaining] == [("credit", tasks["credit"])]
+    last = client.post(f"/api/v1/tasks/{tasks['credit']}/complete", headers=users["bob"], json={"variables": {}})
+    assert last.status_code == 200, last.json
+    assert instance_detail(client, users, started["id"])["status"] == "completed"
+
+
+def instance_detail(client, users, instance_id):
+    response = client.get(f"/api/v1/process-instances/{instance_id}", headers=users["ivan"])
+    assert response.status_code == 200, response.json
+    return response.json
