@@ -10,8 +10,9 @@ so the indexes measured are the shipped ones) and drops it at the end (`--keep` 
    then VACUUM (ANALYZE), the state autovacuum keeps a live table in;
 2. for `--samples` random users, build the inbox statement exactly as the API does
    (bpm.services.tasks.inbox_statement: scope "all" = mine + my groups, sorted by due date, 50 per page) and
-   run it under EXPLAIN (ANALYZE, BUFFERS): the first page, and a deep page reached with the keyset cursor of
-   the `--deep-row`th row;
+   run it under EXPLAIN (ANALYZE, BUFFERS): the first page, a deep page reached with the keyset cursor of
+   the `--deep-row`th row, and the first page filtered by the business key of one task deep in the user's
+   inbox (`?business_key=`: how an integrator or the throughput benchmark finds a case's task);
 3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
    of one sample user for both pages.
 """
@@ -188,7 +189,7 @@ def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tup
 def report(url: str, args) -> None:
     rng = random.Random(args.seed + 1)
     sample = rng.sample(sorted(SEEDED["memberships"]), args.samples)
-    first, deep, plans = [], [], {}
+    first, deep, by_key, plans = [], [], [], {}
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         for username in sample:
             actor = Actor(username, frozenset({"approver"}), frozenset(SEEDED["memberships"][username]))
@@ -199,13 +200,17 @@ def report(url: str, args) -> None:
                 continue
             deep_query = TaskQuery(limit=args.page, cursor=cursor)
             deep.append(explain(connection, inbox_statement(actor, deep_query, NOW)))
+            keyed = TaskQuery(limit=args.page, business_key=visible_business_key(connection, actor))
+            by_key.append(explain(connection, inbox_statement(actor, keyed, NOW)))
             plans.setdefault("first", (username, plan_text(connection, inbox_statement(actor, query, NOW))))
+            plans.setdefault("business key", (username, plan_text(connection, inbox_statement(actor, keyed, NOW))))
             plans.setdefault("deep", (username, plan_text(connection, inbox_statement(actor, deep_query, NOW))))
         visible = visible_counts(connection, sample[:20])
     print(f"\nvisible open tasks per sampled user (mine + my groups), first 20 users: "
           f"median {statistics.median(visible):.0f}, max {max(visible)}")
     summarize("first page", first)
     summarize(f"deep page (cursor at row {args.deep_row})", deep)
+    summarize("filtered by the business key of one visible task", by_key)
     for page, (username, plan) in plans.items():
         print(f"\n--- plan, {page} page, {username} ---\n{plan}")
 
@@ -233,6 +238,13 @@ def deep_cursor(connection, actor: Actor, args) -> str | None:
         return None
     task_id, due_at = rows[min(args.deep_row, len(rows)) - 1]
     return _cursor_for(Task(id=task_id, due_at=due_at), "due_at")
+
+
+def visible_business_key(connection, actor: Actor) -> str:
+    """The business key of the last task on the user's inbox by due date (an integrator's lookup of one case)."""
+    listing = TaskQuery(limit=1000)
+    rows = connection.execute(sql_of(inbox_statement(actor, listing, NOW).with_only_columns(Task.business_key)))
+    return rows.fetchall()[-1][0]
 
 
 def visible_counts(connection, usernames: list[str]) -> list[int]:
