@@ -12,7 +12,8 @@ so the indexes measured are the shipped ones) and drops it at the end (`--keep` 
    (bpm.services.tasks.inbox_statement: scope "all" = mine + my groups, sorted by due date, 50 per page) and
    run it under EXPLAIN (ANALYZE, BUFFERS): the first page, a deep page reached with the keyset cursor of
    the `--deep-row`th row, and the first page filtered by the business key of one task deep in the user's
-   inbox (`?business_key=`: how an integrator or the throughput benchmark finds a case's task);
+   inbox (`?business_key=`: how an integrator or the throughput benchmark finds a case's task); and, for
+   `--samples` random open tasks, the first statement of completing one (its load);
 3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
    of one sample user for both pages.
 """
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bpm.adapters.db import migrate  # noqa: E402
 from bpm.adapters.orm import Task  # noqa: E402
 from bpm.domain.model import Actor  # noqa: E402
-from bpm.services.tasks import TaskQuery, _cursor_for, inbox_statement  # noqa: E402
+from bpm.services.tasks import TaskQuery, _completion_query, _cursor_for, inbox_statement  # noqa: E402
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NAMES = ["Manager review", "Finance check", "Director approval", "Legal review", "Quote sign-off",
@@ -206,11 +207,13 @@ def report(url: str, args) -> None:
             plans.setdefault("business key", (username, plan_text(connection, inbox_statement(actor, keyed, NOW))))
             plans.setdefault("deep", (username, plan_text(connection, inbox_statement(actor, deep_query, NOW))))
         visible = visible_counts(connection, sample[:20])
+        loads = completion_loads(connection, rng, args.samples)
     print(f"\nvisible open tasks per sampled user (mine + my groups), first 20 users: "
           f"median {statistics.median(visible):.0f}, max {max(visible)}")
     summarize("first page", first)
     summarize(f"deep page (cursor at row {args.deep_row})", deep)
     summarize("filtered by the business key of one visible task", by_key)
+    summarize("a completion's load of one open task (bpm.services.tasks._completion_query)", loads)
     for page, (username, plan) in plans.items():
         print(f"\n--- plan, {page} page, {username} ---\n{plan}")
 
@@ -245,6 +248,14 @@ def visible_business_key(connection, actor: Actor) -> str:
     listing = TaskQuery(limit=1000)
     rows = connection.execute(sql_of(inbox_statement(actor, listing, NOW).with_only_columns(Task.business_key)))
     return rows.fetchall()[-1][0]
+
+
+def completion_loads(connection, rng, samples: int) -> list[tuple[float, float]]:
+    """The first statement of completing a task (task, instance, definition and what else the instance has
+    open), for random open tasks: its cost must not grow with the other instances' backlog."""
+    task_ids = [row[0] for row in connection.execute("SELECT id FROM tasks ORDER BY id LIMIT 20000")]
+    statement = _completion_query()
+    return [explain(connection, statement.params(task_id=task_id)) for task_id in rng.sample(task_ids, samples)]
 
 
 def visible_counts(connection, usernames: list[str]) -> list[int]:
