@@ -63,6 +63,7 @@ class Group(Base):
 
 class UserGroup(Base):
     __tablename__ = "user_groups"
+    __table_args__ = (Index("ix_user_groups_group", "group_id", "user_id"),)  # a group's members
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)

@@ -96,6 +96,22 @@ def test_a_new_task_notifies_active_members_in_their_language_and_emails_those_w
     assert [(e["to"], e["username"], e["language"]) for e in emails] == [("lily@example.com", "lily", "en")]
 
 
+def test_users_named_directly_and_through_a_group_are_notified_once(context, lily):
+    """Recipients are the named users and the groups' members together: one in-app row each, in name order,
+    a user in both counted once; no names and no groups is nobody."""
+    facts = {"name": "Contract review", "task_id": "t-1"}
+    with context.uow() as uow:
+        assert notifications.resolve_recipients(uow, ["bob", "alice"], ["team-leads"]) == [
+            ("alice", None, "en"), ("bob", None, "en"), ("lily", "lily@example.com", "en")]
+        assert notifications.resolve_recipients(uow, ["bob"], []) == [("bob", None, "en")]
+        notifications.notify_named(uow, "task_created", facts, ["bob", "alice"], ["team-leads"])
+        notifications.notify_named(uow, "task_created", facts, [], [])
+        uow.commit()
+    with context.uow() as uow:
+        names = list(uow.session.scalars(select(Notification.username).order_by(Notification.username)))
+    assert names == ["alice", "bob", "lily"]
+
+
 def test_marking_read_one_by_one_or_all_at_once(client, lily):
     start_expense(client, lily, "EXP-1")
     start_expense_again = client.post("/api/v1/process-definitions/expense_approval/instances",
