@@ -13,7 +13,8 @@ so the indexes measured are the shipped ones) and drops it at the end (`--keep` 
    run it under EXPLAIN (ANALYZE, BUFFERS): the first page, a deep page reached with the keyset cursor of
    the `--deep-row`th row, and the first page filtered by the business key of one task deep in the user's
    inbox (`?business_key=`: how an integrator or the throughput benchmark finds a case's task); and, for
-   `--samples` random open tasks, the first statement of completing one (its load);
+   `--samples` random open tasks, the first statement of completing one (its load), and for random groups the
+   query of a new task's recipients (the group's active members);
 3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
    of one sample user for both pages.
 """
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bpm.adapters.db import migrate  # noqa: E402
 from bpm.adapters.orm import Task  # noqa: E402
 from bpm.domain.model import Actor  # noqa: E402
+from bpm.services.notifications import _recipients_query  # noqa: E402
 from bpm.services.tasks import TaskQuery, _completion_query, _cursor_for, inbox_statement  # noqa: E402
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -74,6 +76,8 @@ def parse_args():
     parser.add_argument("--deep-row", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--random-page-cost", type=float, help="the planner setting for the measuring session "
+                        "(default: the server's; 1.1 is the usual value for data on SSD or in memory)")
     return parser.parse_args()
 
 
@@ -192,6 +196,9 @@ def report(url: str, args) -> None:
     sample = rng.sample(sorted(SEEDED["memberships"]), args.samples)
     first, deep, by_key, plans = [], [], [], {}
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        if args.random_page_cost is not None:
+            connection.execute(f"SET random_page_cost = {args.random_page_cost}")
+        print(f"random_page_cost {connection.execute('SHOW random_page_cost').fetchone()[0]}")
         for username in sample:
             actor = Actor(username, frozenset({"approver"}), frozenset(SEEDED["memberships"][username]))
             query = TaskQuery(limit=args.page)
@@ -208,18 +215,21 @@ def report(url: str, args) -> None:
             plans.setdefault("deep", (username, plan_text(connection, inbox_statement(actor, deep_query, NOW))))
         visible = visible_counts(connection, sample[:20])
         loads = completion_loads(connection, rng, args.samples)
+        recipients = recipient_lookups(connection, rng, args)
     print(f"\nvisible open tasks per sampled user (mine + my groups), first 20 users: "
           f"median {statistics.median(visible):.0f}, max {max(visible)}")
     summarize("first page", first)
     summarize(f"deep page (cursor at row {args.deep_row})", deep)
     summarize("filtered by the business key of one visible task", by_key)
     summarize("a completion's load of one open task (bpm.services.tasks._completion_query)", loads)
+    summarize("a new task's recipients, the members of one group (notifications._recipients_query)", recipients)
     for page, (username, plan) in plans.items():
         print(f"\n--- plan, {page} page, {username} ---\n{plan}")
 
 
 def sql_of(statement) -> str:
-    return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    return str(statement.compile(dialect=postgresql.dialect(),
+                                 compile_kwargs={"literal_binds": True, "render_postcompile": True}))
 
 
 def explain(connection, statement) -> tuple[float, float]:
@@ -256,6 +266,13 @@ def completion_loads(connection, rng, samples: int) -> list[tuple[float, float]]
     task_ids = [row[0] for row in connection.execute("SELECT id FROM tasks ORDER BY id LIMIT 20000")]
     statement = _completion_query()
     return [explain(connection, statement.params(task_id=task_id)) for task_id in rng.sample(task_ids, samples)]
+
+
+def recipient_lookups(connection, rng, args) -> list[tuple[float, float]]:
+    """The recipients query of every new task, for random candidate groups (active members, by username)."""
+    groups = [group_name(index) for index in rng.sample(range(args.groups), min(args.samples, args.groups))]
+    statement = _recipients_query()
+    return [explain(connection, statement.params(users=[], groups=[group])) for group in groups]
 
 
 def visible_counts(connection, usernames: list[str]) -> list[int]:
