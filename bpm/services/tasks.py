@@ -325,17 +325,49 @@ def _claimable():
 
 
 def count_tasks(uow: UnitOfWork, actor: Actor) -> dict[str, int]:
-    """Badge numbers: open tasks per inbox filter."""
+    """Badge numbers: open tasks per inbox filter (the lengths of the lists `list_tasks` gives per scope, and of
+    its `overdue` list), in one statement."""
     with uow:
-        now = uow.clock.now()
-        counts, values = {}, _actor_values(actor)
-        for name, scope in (("all", "all"), ("mine", "mine"), ("groups", "groups"), ("delegated", "delegated"),
-                            ("cc", "cc"), ("signing", "signing")):
-            conditions = _visibility(actor, TaskQuery(scope=scope))
-            counts[name] = uow.session.scalar(select(func.count()).select_from(Task).where(*conditions), values)
-        counts["overdue"] = uow.session.scalar(select(func.count()).select_from(Task).where(
-            *_visibility(actor, TaskQuery()), Task.due_at < now), values)
-        return counts
+        values = {**_actor_values(actor), "now": uow.clock.now()}
+        counts = uow.session.execute(_counts_statement(), values).one()._mapping
+    # "all" is mine or claimable, and the two never overlap: claimable tasks have no assignee
+    return {"all": counts["mine"] + counts["groups"], "mine": counts["mine"], "groups": counts["groups"],
+            "delegated": counts["delegated"], "cc": counts["cc"], "signing": counts["signing"],
+            "overdue": counts["mine_overdue"] + counts["groups_overdue"]}
+
+
+@functools.cache
+def _counts_statement():
+    """Each count starts from the caller's own index entries (their assigned open tasks, their candidate keys'
+    open rows, their CC and signer rows) and reads each of them once, the overdue and delegated counts being
+    FILTERs of the same pass; none reads the open tasks of others (an OR of "mine" and "claimable", or an
+    EXISTS per open task, would read every open task in the table). Built once."""
+    from bpm.adapters.orm_approvals import TaskCc, TaskSigner
+
+    overdue = Task.due_at < bindparam("now")
+    mine = (select(func.count().label("mine"),
+                   func.count().filter(Task.delegation_state == "pending").label("delegated"),
+                   func.count().filter(overdue).label("mine_overdue"))
+            .where(Task.status == "open", _mine()).subquery())
+    candidate_keys = or_(and_(TaskCandidate.kind == "u", TaskCandidate.name == bindparam("username")),
+                         and_(TaskCandidate.kind == "g",
+                              TaskCandidate.name.in_(bindparam("groups", expanding=True))))
+    claimable_id = TaskCandidate.task_id.distinct()  # a task can be mine through my name and several groups
+    claimable = (select(func.count(claimable_id).label("groups"),
+                        func.count(claimable_id).filter(overdue).label("groups_overdue"))
+                 .join(Task, Task.id == TaskCandidate.task_id)
+                 .where(TaskCandidate.is_open == true(), candidate_keys, Task.status == "open",
+                        Task.assignee.is_(None)).subquery())
+    cc_keys = or_(and_(TaskCc.kind == "u", TaskCc.name == bindparam("username")),
+                  and_(TaskCc.kind == "g", TaskCc.name.in_(bindparam("groups", expanding=True))))
+    cc = (select(func.count(TaskCc.task_id.distinct())).join(Task, Task.id == TaskCc.task_id)
+          .where(cc_keys, Task.status == "open"))
+    signing = (select(func.count(TaskSigner.task_id.distinct())).join(Task, Task.id == TaskSigner.task_id)
+               .where(TaskSigner.username == bindparam("username"), TaskSigner.status == "pending",
+                      Task.status == "open"))
+    return select(mine.c.mine, mine.c.delegated, mine.c.mine_overdue, claimable.c.groups,
+                  claimable.c.groups_overdue, cc.scalar_subquery().label("cc"),
+                  signing.scalar_subquery().label("signing")).select_from(mine.join(claimable, true()))
 
 
 def _visibility(actor: Actor, query: TaskQuery) -> list:

@@ -47,6 +47,51 @@ def test_counts_for_badges(client, users, clock):
     assert client.get("/api/v1/tasks/counts").status_code == 401
 
 
+JOINT_REVIEW = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_joint" targetNamespace="http://example.com/bpm">
+  <bpmn:process id="joint_review" name="Joint review" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
+    <bpmn:userTask id="review" name="Joint review" camunda:candidateGroups="finance,directors"
+        camunda:candidateUsers="carol" camunda:dueDate="P1D">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end" />
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_counts_are_the_lengths_of_the_lists(client, users, clock):
+    """Each badge is the length of the list its scope shows (and "overdue" of the overdue list): signing,
+    delegated, CC through a user and a group, claimable through a group, assigned, some of them overdue."""
+    deployed(client, users)
+    deployed(client, users, JOINT_REVIEW)
+    _, signing = submitted(client, users, business_key="R-1")
+    added = act(client, users["alice"], signing["id"], "add-signer", users=["carol"], position="before")
+    assert added.status_code == 201, added.json
+    _, approved = submitted(client, users, business_key="R-2")
+    assert act(client, users["alice"], approved["id"], "approve").status_code == 200  # finance, CC eve + directors
+    _, delegated = submitted(client, users, business_key="R-3")
+    assert act(client, users["alice"], delegated["id"], "delegate", to="carol").status_code == 200
+    for business_key in ("J-1", "J-2"):  # carol is a candidate twice over: by name and through directors
+        assert client.post("/api/v1/process-definitions/joint_review/instances", headers=users["ivan"],
+                           json={"business_key": business_key}).status_code == 201
+    claimed = only_task(client, users["bob"], business_key="J-2")
+    assert act(client, users["bob"], claimed["id"], "claim").status_code == 200  # no longer claimable by carol
+    clock.advance(timedelta(days=2))
+    submitted(client, users, business_key="R-4")  # due after the others: not overdue yet
+    for name in ("alice", "bob", "carol", "eve", "dora"):
+        counts = client.get("/api/v1/tasks/counts", headers=users[name]).json
+        listed = {scope: len(open_tasks(client, users[name], scope=scope))
+                  for scope in ("all", "mine", "groups", "delegated", "cc", "signing")}
+        listed["overdue"] = len(open_tasks(client, users[name], overdue="true"))
+        assert counts == listed, name
+    assert client.get("/api/v1/tasks/counts", headers=users["alice"]).json["overdue"] >= 1
+    carol = client.get("/api/v1/tasks/counts", headers=users["carol"]).json
+    assert carol["signing"] == 1 and carol["groups"] == 1
+
+
 def test_cc_inbox_is_read_only(client, users):
     deployed(client, users)
     instance_id, review = submitted(client, users)
