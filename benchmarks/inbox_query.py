@@ -13,7 +13,8 @@ so the indexes measured are the shipped ones) and drops it at the end (`--keep` 
    run it under EXPLAIN (ANALYZE, BUFFERS): the first page, a deep page reached with the keyset cursor of
    the `--deep-row`th row, and the first page filtered by the business key of one task deep in the user's
    inbox (`?business_key=`: how an integrator or the throughput benchmark finds a case's task), the badge
-   counts of the inbox page (`GET /api/v1/tasks/counts`); and, for
+   counts of the inbox page (`GET /api/v1/tasks/counts`), the first page of the claimable tab
+   (`?scope=groups`); and, for
    `--samples` random open tasks, the first statement of completing one (its load), and for random groups the
    query of a new task's recipients (the group's active members);
 3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
@@ -202,7 +203,7 @@ def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tup
 def report(url: str, args) -> None:
     rng = random.Random(args.seed + 1)
     sample = rng.sample(sorted(SEEDED["memberships"]), args.samples)
-    first, deep, by_key, counts, plans = [], [], [], [], {}
+    first, deep, by_key, counts, claimable, plans = [], [], [], [], [], {}
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         if args.random_page_cost is not None:
             connection.execute(f"SET random_page_cost = {args.random_page_cost}")
@@ -217,6 +218,8 @@ def report(url: str, args) -> None:
             deep_query = TaskQuery(limit=args.page, cursor=cursor)
             deep.append(explain(connection, inbox_statement(actor, deep_query, NOW)))
             counts.append(explain(connection, _counts_statement().params(**_actor_values(actor), now=NOW)))
+            claimable.append(explain(connection, inbox_statement(actor, TaskQuery(scope="groups", limit=args.page),
+                                                                 NOW)))
             keyed = TaskQuery(limit=args.page, business_key=visible_business_key(connection, actor))
             by_key.append(explain(connection, inbox_statement(actor, keyed, NOW)))
             plans.setdefault("first", (username, plan_text(connection, inbox_statement(actor, query, NOW))))
@@ -231,6 +234,7 @@ def report(url: str, args) -> None:
     summarize(f"deep page (cursor at row {args.deep_row})", deep)
     summarize("filtered by the business key of one visible task", by_key)
     summarize("the badge counts (tasks.count_tasks: one statement, seven counts)", counts)
+    summarize("first page of the claimable tab (scope \"groups\")", claimable)
     summarize("a completion's load of one open task (bpm.services.tasks._completion_query)", loads)
     summarize("a new task's recipients, the members of one group (notifications._recipients_query)", recipients)
     for page, (username, plan) in plans.items():

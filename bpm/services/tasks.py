@@ -264,9 +264,14 @@ def _inbox_query(actor: Actor, query: TaskQuery, now: datetime):
     cursor = _cursor_values(query) if query.cursor else None
     values.update(cursor or {})
     shape = (query.sort, tuple(name for name in FILTERS if name in values), _cursor_shape(cursor), query.limit + 1)
-    if query.scope != "all" or query.status != "open":
+    if query.status != "open" or query.scope not in MERGED_SCOPES:
         return _other_scope_statement(actor, query, shape), values
-    return _default_inbox_statement(*shape, len(actor.groups)), values
+    return _default_inbox_statement(*shape, len(actor.groups), query.scope == "all"), values
+
+
+# Scopes whose open tasks are read source by source and merged (`_default_inbox_statement`): "all" is mine and
+# claimable, "claimable" and "groups" are claimable alone.
+MERGED_SCOPES = ("all", "claimable", "groups")
 
 
 def _other_scope_statement(actor: Actor, query: TaskQuery, shape):
@@ -276,15 +281,18 @@ def _other_scope_statement(actor: Actor, query: TaskQuery, shape):
 
 
 @functools.lru_cache(maxsize=512)
-def _default_inbox_statement(sort: str, filters: tuple[str, ...], cursor: str | None, limit: int, groups: int):
-    """Mine and claimable read each source on its own, in index order and limited, then merge the two short
-    lists: one OR over both would make the database sort every task the user can see before returning the
-    first page. Sorted by due date, each candidate key (my name, each of my groups) walks the candidates'
-    own due-date index."""
+def _default_inbox_statement(sort: str, filters: tuple[str, ...], cursor: str | None, limit: int, groups: int,
+                             with_mine: bool = True):
+    """Mine (unless `with_mine` is false) and claimable read each source on its own, in index order and
+    limited, then merge the short lists: one OR over both would make the database sort every task the user can
+    see before returning the first page. Sorted by due date, each candidate key (my name, each of my groups)
+    walks the candidates' own due-date index; an EXISTS per open task would walk every open task in due order
+    until a page of mine turned up."""
     filtered = _filters(filters)
     conditions = filtered + ([_after_cursor(sort, cursor)] if cursor else [])
     order = _order(sort)
-    firsts = [select(Task.id).where(Task.status == "open", _mine(), *conditions).order_by(*order).limit(limit)]
+    firsts = ([select(Task.id).where(Task.status == "open", _mine(), *conditions).order_by(*order).limit(limit)]
+              if with_mine else [])
     if sort == "due":
         firsts += [_claimable_by_due(index, filtered, cursor, limit) for index in range(groups + 1)]
     else:

@@ -47,6 +47,29 @@ def test_counts_for_badges(client, users, clock):
     assert client.get("/api/v1/tasks/counts").status_code == 401
 
 
+def test_claimable_scope_pages_through_group_tasks_in_due_order(client, users, clock):
+    """The claimable ("groups") list walks the candidate keys' due-date index like the full inbox: unclaimed
+    tasks of my groups or naming me, by due date, in keyset pages; other sorts list the same tasks."""
+    deployed(client, users, JOINT_REVIEW)
+    reviews = []
+    for index in range(4):
+        assert client.post("/api/v1/process-definitions/joint_review/instances", headers=users["ivan"],
+                           json={"business_key": f"J-{index}"}).status_code == 201
+        reviews.append(only_task(client, users["bob"], business_key=f"J-{index}")["id"])
+        clock.advance(timedelta(hours=1))  # each one due an hour after the one before
+    assert act(client, users["bob"], reviews[1], "claim").status_code == 200
+    for name, scope in (("bob", "claimable"), ("bob", "groups"), ("carol", "claimable")):
+        first = client.get("/api/v1/tasks", headers=users[name], query_string={"scope": scope, "limit": 2}).json
+        second = client.get("/api/v1/tasks", headers=users[name],
+                            query_string={"scope": scope, "limit": 2, "cursor": first["next_cursor"]}).json
+        assert [t["id"] for t in first["items"] + second["items"]] == [reviews[0], reviews[2], reviews[3]], name
+        assert second["next_cursor"] is None
+        newest = open_tasks(client, users[name], scope=scope, sort="created")
+        assert [t["id"] for t in newest] == [reviews[3], reviews[2], reviews[0]], name
+    assert [t["id"] for t in open_tasks(client, users["bob"], scope="mine")] == [reviews[1]]
+    assert open_tasks(client, users["eve"], scope="claimable") == []
+
+
 JOINT_REVIEW = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
     xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_joint" targetNamespace="http://example.com/bpm">
