@@ -7,14 +7,16 @@ so the indexes measured are the shipped ones) and drops it at the end (`--keep` 
 1. seed `--users` users, `--groups` groups (each user in `--groups-per-user` random groups) and `--tasks` open
    tasks with COPY: `--assigned-share` of them assigned to a random user, the rest unassigned with one random
    candidate group (a task_candidates row); due dates spread over +-30 days, 5 % without a due date;
-   then VACUUM (ANALYZE), the state autovacuum keeps a live table in;
+   and `--completed-tasks` completed tasks (in completed instances, each completed by a random user, 40 % of
+   them once offered to a group), then VACUUM (ANALYZE), the state autovacuum keeps a live table in;
 2. for `--samples` random users, build the inbox statement exactly as the API does
    (bpm.services.tasks.inbox_statement: scope "all" = mine + my groups, sorted by due date, 50 per page) and
    run it under EXPLAIN (ANALYZE, BUFFERS): the first page, a deep page reached with the keyset cursor of
    the `--deep-row`th row, and the first page filtered by the business key of one task deep in the user's
    inbox (`?business_key=`: how an integrator or the throughput benchmark finds a case's task), the badge
    counts of the inbox page (`GET /api/v1/tasks/counts`), the first page of the claimable tab
-   (`?scope=groups`); and, for
+   (`?scope=groups`), of the completed tab and of the approver's instance list (`GET /api/v1/process-instances`
+   for a user who is neither admin, designer nor integrator); and, for
    `--samples` random open tasks, the first statement of completing one (its load), and for random groups the
    query of a new task's recipients (the group's active members);
 3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
@@ -34,15 +36,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bpm.adapters.db import migrate  # noqa: E402
-from bpm.adapters.orm import Task  # noqa: E402
+from bpm.adapters.orm import ProcessInstance, Task  # noqa: E402
 from bpm.domain.model import Actor  # noqa: E402
+from bpm.services.instances import _involves  # noqa: E402
 from bpm.services.notifications import _recipients_query  # noqa: E402
 from bpm.services.tasks import (  # noqa: E402
     TaskQuery,
@@ -80,6 +83,7 @@ def parse_args():
     parser.add_argument("--groups-per-user", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--assigned-share", type=float, default=0.6)
+    parser.add_argument("--completed-tasks", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--page", type=int, default=50)
     parser.add_argument("--deep-row", type=int, default=1000)
@@ -122,9 +126,11 @@ def seed(url: str, args) -> None:
     with psycopg.connect(libpq_url(url)) as connection:
         memberships = seed_identity(connection, args, rng)
         seed_tasks(connection, args, rng)
+        seed_completed(connection, args, rng)
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE)")  # the steady state autovacuum keeps a live table in
-    print(f"seeded {args.users} users, {args.groups} groups, {args.tasks} open tasks in "
+    print(f"seeded {args.users} users, {args.groups} groups, {args.tasks} open and {args.completed_tasks} "
+          f"completed tasks in "
           f"{time.perf_counter() - started:.1f} s", flush=True)
     SEEDED["memberships"] = memberships
 
@@ -185,6 +191,39 @@ def seed_tasks(connection, args, rng) -> None:
     connection.commit()
 
 
+def seed_completed(connection, args, rng) -> None:
+    """The history a live server accumulates: `--completed-tasks` completed tasks in completed instances, each
+    completed by a random user, 40 % of them once offered to a group (a closed candidate row)."""
+    instances = (args.completed_tasks + TASKS_PER_INSTANCE - 1) // TASKS_PER_INSTANCE
+    instance_ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(instances)]
+    with connection.cursor() as cursor:
+        with cursor.copy("COPY process_instances (id, definition_id, process_key, business_key, status, state_json, "
+                         "version, started_by, started_at, ended_at) FROM STDIN") as copy:
+            for index, instance_id in enumerate(instance_ids):
+                started = NOW - timedelta(minutes=rng.randrange(365 * 1440))
+                copy.write_row((instance_id, SEEDED["definition_id"], "bench", f"DONE-{index:07d}", "completed",
+                                "{}", 1, user_name(rng.randrange(args.users)), started, started + timedelta(days=1)))
+        candidates = []
+        with cursor.copy("COPY tasks (id, instance_id, process_key, business_key, element_id, name, status, assignee, "
+                         "candidate_groups, candidate_users, due_at, priority, created_at, completed_at, completed_by) "
+                         "FROM STDIN") as copy:
+            for index in range(args.completed_tasks):
+                task_id = str(uuid.UUID(int=rng.getrandbits(128)))
+                done_by = user_name(rng.randrange(args.users))
+                group = group_name(rng.randrange(args.groups)) if rng.random() < 0.4 else None
+                done_at = NOW - timedelta(minutes=rng.randrange(365 * 1440))
+                copy.write_row((task_id, instance_ids[index // TASKS_PER_INSTANCE], "bench",
+                                f"DONE-{index // TASKS_PER_INSTANCE:07d}", "step", rng.choice(NAMES), "completed",
+                                done_by, json.dumps([group] if group else []), "[]", done_at, 50,
+                                done_at - timedelta(hours=2), done_at, done_by))
+                if group:
+                    candidates.append((task_id, "g", group, done_at, False))
+        with cursor.copy("COPY task_candidates (task_id, kind, name, due_at, is_open) FROM STDIN") as copy:
+            for candidate in candidates:
+                copy.write_row(candidate)
+    connection.commit()
+
+
 def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tuple | None]:
     task_id = str(uuid.UUID(int=rng.getrandbits(128)))
     instance_index = index // TASKS_PER_INSTANCE
@@ -203,7 +242,8 @@ def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tup
 def report(url: str, args) -> None:
     rng = random.Random(args.seed + 1)
     sample = rng.sample(sorted(SEEDED["memberships"]), args.samples)
-    first, deep, by_key, counts, claimable, plans = [], [], [], [], [], {}
+    first, deep, by_key, counts, claimable, completed, involved = [], [], [], [], [], [], []
+    plans = {}
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         if args.random_page_cost is not None:
             connection.execute(f"SET random_page_cost = {args.random_page_cost}")
@@ -220,6 +260,10 @@ def report(url: str, args) -> None:
             counts.append(explain(connection, _counts_statement().params(**_actor_values(actor), now=NOW)))
             claimable.append(explain(connection, inbox_statement(actor, TaskQuery(scope="groups", limit=args.page),
                                                                  NOW)))
+            done = TaskQuery(scope="completed", status="completed", limit=args.page)
+            completed.append(explain(connection, inbox_statement(actor, done, NOW)))
+            involved.append(explain(connection, select(ProcessInstance).where(_involves(actor))
+                                    .order_by(ProcessInstance.id).limit(args.page)))
             keyed = TaskQuery(limit=args.page, business_key=visible_business_key(connection, actor))
             by_key.append(explain(connection, inbox_statement(actor, keyed, NOW)))
             plans.setdefault("first", (username, plan_text(connection, inbox_statement(actor, query, NOW))))
@@ -235,6 +279,8 @@ def report(url: str, args) -> None:
     summarize("filtered by the business key of one visible task", by_key)
     summarize("the badge counts (tasks.count_tasks: one statement, seven counts)", counts)
     summarize("first page of the claimable tab (scope \"groups\")", claimable)
+    summarize("first page of the completed tab (tasks I completed)", completed)
+    summarize("first page of an approver's instance list (instances they started or had a task in)", involved)
     summarize("a completion's load of one open task (bpm.services.tasks._completion_query)", loads)
     summarize("a new task's recipients, the members of one group (notifications._recipients_query)", recipients)
     for page, (username, plan) in plans.items():
@@ -295,7 +341,8 @@ def visible_counts(connection, usernames: list[str]) -> list[int]:
         groups = SEEDED["memberships"][username]
         [[count]] = connection.execute(
             "SELECT (SELECT count(*) FROM tasks WHERE status = 'open' AND assignee = %s) + "
-            "(SELECT count(*) FROM task_candidates WHERE kind = 'g' AND name = ANY(%s))", (username, groups))
+            "(SELECT count(*) FROM task_candidates WHERE kind = 'g' AND name = ANY(%s) AND is_open)",
+            (username, groups))
         counts.append(count)
     return counts
 

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, or_, select, union
 from sqlalchemy.exc import IntegrityError
 
 from bpm import engine
@@ -223,14 +223,21 @@ def with_filters(statement, query):
 
 
 def _involves(actor: Actor):
-    """Instances an approver started or has (had) a task in: what the list shows them (cf. may_read_instance)."""
-    candidate = [and_(TaskCandidate.kind == "u", TaskCandidate.name == actor.username)]
+    """Instances an approver started or has (had) a task in: what the list shows them (cf. may_read_instance).
+    Their ids are gathered from the approver's own index entries (instances started, tasks assigned or
+    completed, candidate rows of their name and groups, open or closed), then the instances read by primary
+    key: a condition tried on every instance in id order would read the whole table for an approver who is in
+    few of them."""
+    me = actor.username
+    keys = [and_(TaskCandidate.kind == "u", TaskCandidate.name == me)]
     if actor.groups:
-        candidate.append(and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
-    their_tasks = select(Task.id).where(Task.instance_id == ProcessInstance.id).where(or_(
-        Task.assignee == actor.username, Task.completed_by == actor.username,
-        exists().where(TaskCandidate.task_id == Task.id, or_(*candidate))))
-    return or_(ProcessInstance.started_by == actor.username, exists(their_tasks))
+        keys.append(and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
+    involved = union(
+        select(ProcessInstance.id).where(ProcessInstance.started_by == me),
+        select(Task.instance_id).where(Task.assignee == me),
+        select(Task.instance_id).where(Task.status == "completed", Task.completed_by == me),
+        select(Task.instance_id).join(TaskCandidate, TaskCandidate.task_id == Task.id).where(or_(*keys)))
+    return ProcessInstance.id.in_(involved)
 
 
 def instance_history(uow: UnitOfWork, actor: Actor, instance_id: str) -> list[HistoryEntry]:

@@ -121,3 +121,9 @@ def test_the_full_list_shows_an_approver_only_what_involves_them(client, users):
     assert act(client, users["alice"], task_id, "approve", opinion="ok").status_code == 200
     assert listed("bob") == {theirs}  # now a finance step is open in IVAN-X
     assert listed("alice") == {mine, theirs}  # and alice keeps seeing the one she completed
+    finance = only_task(client, users["bob"], business_key="IVAN-X")["id"]
+    assert act(client, users["bob"], finance, "claim").status_code == 200
+    transferred = act(client, users["bob"], finance, "transfer", to="carol", comment="yours")
+    assert transferred.status_code == 200, transferred.json
+    assert listed("carol") == {theirs}  # assigned to her, though not a candidate
+    assert listed("eve") == {mine}
