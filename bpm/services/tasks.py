@@ -326,10 +326,13 @@ def _mine():
 
 
 def _claimable():
-    return and_(Task.assignee.is_(None), exists().where(
-        TaskCandidate.task_id == Task.id,
-        or_(and_(TaskCandidate.kind == "u", TaskCandidate.name == bindparam("username")),
-            and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(bindparam("groups", expanding=True))))))
+    return and_(Task.assignee.is_(None), exists().where(TaskCandidate.task_id == Task.id, _names_me(TaskCandidate)))
+
+
+def _names_me(model):
+    """Rows of `model` (candidates, CC) naming the caller or one of their groups (the values of _actor_values)."""
+    return or_(and_(model.kind == "u", model.name == bindparam("username")),
+               and_(model.kind == "g", model.name.in_(bindparam("groups", expanding=True))))
 
 
 def count_tasks(uow: UnitOfWork, actor: Actor) -> dict[str, int]:
@@ -357,19 +360,14 @@ def _counts_statement():
                    func.count().filter(Task.delegation_state == "pending").label("delegated"),
                    func.count().filter(overdue).label("mine_overdue"))
             .where(Task.status == "open", _mine()).subquery())
-    candidate_keys = or_(and_(TaskCandidate.kind == "u", TaskCandidate.name == bindparam("username")),
-                         and_(TaskCandidate.kind == "g",
-                              TaskCandidate.name.in_(bindparam("groups", expanding=True))))
     claimable_id = TaskCandidate.task_id.distinct()  # a task can be mine through my name and several groups
     claimable = (select(func.count(claimable_id).label("groups"),
                         func.count(claimable_id).filter(overdue).label("groups_overdue"))
                  .join(Task, Task.id == TaskCandidate.task_id)
-                 .where(TaskCandidate.is_open == true(), candidate_keys, Task.status == "open",
+                 .where(TaskCandidate.is_open == true(), _names_me(TaskCandidate), Task.status == "open",
                         Task.assignee.is_(None)).subquery())
-    cc_keys = or_(and_(TaskCc.kind == "u", TaskCc.name == bindparam("username")),
-                  and_(TaskCc.kind == "g", TaskCc.name.in_(bindparam("groups", expanding=True))))
     cc = (select(func.count(TaskCc.task_id.distinct())).join(Task, Task.id == TaskCc.task_id)
-          .where(cc_keys, Task.status == "open"))
+          .where(_names_me(TaskCc), Task.status == "open"))
     signing = (select(func.count(TaskSigner.task_id.distinct())).join(Task, Task.id == TaskSigner.task_id)
                .where(TaskSigner.username == bindparam("username"), TaskSigner.status == "pending",
                       Task.status == "open"))
@@ -382,21 +380,18 @@ def _visibility(actor: Actor, query: TaskQuery) -> list:
     """Which tasks a scope shows the caller; _mine and _claimable take the values of _actor_values."""
     if query.scope == "completed":
         return [Task.status == "completed", Task.completed_by == actor.username]
-    groups = sorted(actor.groups) or [""]
     mine, claimable = _mine(), _claimable()
     who = {"mine": mine, "claimable": claimable, "groups": claimable,
            "delegated": and_(mine, Task.delegation_state == "pending"),
-           "cc": _cc_to(actor, groups), "signing": _signing(actor)}.get(query.scope, or_(mine, claimable))
+           "cc": _cc_to(), "signing": _signing(actor)}.get(query.scope, or_(mine, claimable))
     status = [] if query.status == "any" else [Task.status == query.status]
     return [*status, who]
 
 
-def _cc_to(actor: Actor, groups: list[str]):
+def _cc_to():
     from bpm.adapters.orm_approvals import TaskCc
 
-    return exists().where(TaskCc.task_id == Task.id,
-                          or_(and_(TaskCc.kind == "u", TaskCc.name == actor.username),
-                              and_(TaskCc.kind == "g", TaskCc.name.in_(groups))))
+    return exists().where(TaskCc.task_id == Task.id, _names_me(TaskCc))
 
 
 def _signing(actor: Actor):
