@@ -169,19 +169,39 @@ def seed_identity(connection, args, rng) -> dict[str, list[str]]:
 
 
 def seed_tasks(connection, args, rng) -> None:
-    instances = (args.tasks + TASKS_PER_INSTANCE - 1) // TASKS_PER_INSTANCE
-    instance_ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(instances)]
+    """`--tasks` open tasks in running instances (see task_row)."""
+    ids = instance_ids(args.tasks, rng)
+    instances = ((instance_id, SEEDED["definition_id"], "bench", f"BK-{index:07d}", "running", "{}", 1,
+                  user_name(rng.randrange(args.users)), NOW, None) for index, instance_id in enumerate(ids))
+    copy_instances_and_tasks(connection, instances, (task_row(index, ids, args, rng) for index in range(args.tasks)))
+
+
+def seed_completed(connection, args, rng) -> None:
+    """The history a live server accumulates: `--completed-tasks` completed tasks in completed instances (see
+    completed_task_row)."""
+    ids = instance_ids(args.completed_tasks, rng)
+    instances = (completed_instance_row(index, instance_id, args, rng) for index, instance_id in enumerate(ids))
+    tasks = (completed_task_row(index, ids, args, rng) for index in range(args.completed_tasks))
+    copy_instances_and_tasks(connection, instances, tasks)
+
+
+def instance_ids(tasks: int, rng) -> list[str]:
+    return [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range((tasks + TASKS_PER_INSTANCE - 1)
+                                                                       // TASKS_PER_INSTANCE)]
+
+
+def copy_instances_and_tasks(connection, instances, tasks) -> None:
+    """COPY the instance rows, then the (task row, candidate row or None) pairs, then the candidate rows."""
+    candidates = []
     with connection.cursor() as cursor:
         with cursor.copy("COPY process_instances (id, definition_id, process_key, business_key, status, state_json, "
-                         "version, started_by, started_at) FROM STDIN") as copy:
-            for index, instance_id in enumerate(instance_ids):
-                copy.write_row((instance_id, SEEDED["definition_id"], "bench", f"BK-{index:07d}", "running", "{}", 1,
-                                user_name(rng.randrange(args.users)), NOW))
-        candidates = []
+                         "version, started_by, started_at, ended_at) FROM STDIN") as copy:
+            for row in instances:
+                copy.write_row(row)
         with cursor.copy("COPY tasks (id, instance_id, process_key, business_key, element_id, name, status, assignee, "
-                         "candidate_groups, candidate_users, due_at, priority, created_at) FROM STDIN") as copy:
-            for index in range(args.tasks):
-                row, candidate = task_row(index, instance_ids, args, rng)
+                         "candidate_groups, candidate_users, due_at, priority, created_at, completed_at, completed_by) "
+                         "FROM STDIN") as copy:
+            for row, candidate in tasks:
                 copy.write_row(row)
                 if candidate:
                     candidates.append(candidate)
@@ -191,40 +211,8 @@ def seed_tasks(connection, args, rng) -> None:
     connection.commit()
 
 
-def seed_completed(connection, args, rng) -> None:
-    """The history a live server accumulates: `--completed-tasks` completed tasks in completed instances, each
-    completed by a random user, 40 % of them once offered to a group (a closed candidate row)."""
-    instances = (args.completed_tasks + TASKS_PER_INSTANCE - 1) // TASKS_PER_INSTANCE
-    instance_ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(instances)]
-    with connection.cursor() as cursor:
-        with cursor.copy("COPY process_instances (id, definition_id, process_key, business_key, status, state_json, "
-                         "version, started_by, started_at, ended_at) FROM STDIN") as copy:
-            for index, instance_id in enumerate(instance_ids):
-                started = NOW - timedelta(minutes=rng.randrange(365 * 1440))
-                copy.write_row((instance_id, SEEDED["definition_id"], "bench", f"DONE-{index:07d}", "completed",
-                                "{}", 1, user_name(rng.randrange(args.users)), started, started + timedelta(days=1)))
-        candidates = []
-        with cursor.copy("COPY tasks (id, instance_id, process_key, business_key, element_id, name, status, assignee, "
-                         "candidate_groups, candidate_users, due_at, priority, created_at, completed_at, completed_by) "
-                         "FROM STDIN") as copy:
-            for index in range(args.completed_tasks):
-                task_id = str(uuid.UUID(int=rng.getrandbits(128)))
-                done_by = user_name(rng.randrange(args.users))
-                group = group_name(rng.randrange(args.groups)) if rng.random() < 0.4 else None
-                done_at = NOW - timedelta(minutes=rng.randrange(365 * 1440))
-                copy.write_row((task_id, instance_ids[index // TASKS_PER_INSTANCE], "bench",
-                                f"DONE-{index // TASKS_PER_INSTANCE:07d}", "step", rng.choice(NAMES), "completed",
-                                done_by, json.dumps([group] if group else []), "[]", done_at, 50,
-                                done_at - timedelta(hours=2), done_at, done_by))
-                if group:
-                    candidates.append((task_id, "g", group, done_at, False))
-        with cursor.copy("COPY task_candidates (task_id, kind, name, due_at, is_open) FROM STDIN") as copy:
-            for candidate in candidates:
-                copy.write_row(candidate)
-    connection.commit()
-
-
 def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tuple | None]:
+    """An open task: `--assigned-share` assigned to a random user, the rest offered to one random group."""
     task_id = str(uuid.UUID(int=rng.getrandbits(128)))
     instance_index = index // TASKS_PER_INSTANCE
     due = None if rng.random() < 0.05 else NOW + timedelta(minutes=rng.randrange(-30 * 1440, 30 * 1440))
@@ -232,8 +220,28 @@ def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tup
     assignee = user_name(rng.randrange(args.users)) if assigned else None
     group = None if assigned else group_name(rng.randrange(args.groups))
     row = (task_id, instance_ids[instance_index], "bench", f"BK-{instance_index:07d}", "step", rng.choice(NAMES),
-           "open", assignee, json.dumps([group] if group else []), "[]", due, rng.choice((30, 50, 50, 70, 90)), NOW)
+           "open", assignee, json.dumps([group] if group else []), "[]", due, rng.choice((30, 50, 50, 70, 90)), NOW,
+           None, None)
     return row, ((task_id, "g", group, due, True) if group else None)
+
+
+def completed_instance_row(index: int, instance_id: str, args, rng) -> tuple:
+    started = NOW - timedelta(minutes=rng.randrange(365 * 1440))
+    return (instance_id, SEEDED["definition_id"], "bench", f"DONE-{index:07d}", "completed", "{}", 1,
+            user_name(rng.randrange(args.users)), started, started + timedelta(days=1))
+
+
+def completed_task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tuple | None]:
+    """A task completed within the last year by a random user; 40 % were offered to a group (a closed row)."""
+    task_id = str(uuid.UUID(int=rng.getrandbits(128)))
+    done_by = user_name(rng.randrange(args.users))
+    group = group_name(rng.randrange(args.groups)) if rng.random() < 0.4 else None
+    done_at = NOW - timedelta(minutes=rng.randrange(365 * 1440))
+    instance_index = index // TASKS_PER_INSTANCE
+    row = (task_id, instance_ids[instance_index], "bench", f"DONE-{instance_index:07d}", "step", rng.choice(NAMES),
+           "completed", done_by, json.dumps([group] if group else []), "[]", done_at, 50,
+           done_at - timedelta(hours=2), done_at, done_by)
+    return row, ((task_id, "g", group, done_at, False) if group else None)
 
 
 # --- measuring -------------------------------------------------------------------------------------------------

@@ -53,8 +53,7 @@ def test_claimable_scope_pages_through_group_tasks_in_due_order(client, users, c
     deployed(client, users, JOINT_REVIEW)
     reviews = []
     for index in range(4):
-        assert client.post("/api/v1/process-definitions/joint_review/instances", headers=users["ivan"],
-                           json={"business_key": f"J-{index}"}).status_code == 201
+        start(client, users["ivan"], key="joint_review", business_key=f"J-{index}")
         reviews.append(only_task(client, users["bob"], business_key=f"J-{index}")["id"])
         clock.advance(timedelta(hours=1))  # each one due an hour after the one before
     assert act(client, users["bob"], reviews[1], "claim").status_code == 200
@@ -98,8 +97,7 @@ def test_counts_are_the_lengths_of_the_lists(client, users, clock):
     _, delegated = submitted(client, users, business_key="R-3")
     assert act(client, users["alice"], delegated["id"], "delegate", to="carol").status_code == 200
     for business_key in ("J-1", "J-2"):  # carol is a candidate twice over: by name and through directors
-        assert client.post("/api/v1/process-definitions/joint_review/instances", headers=users["ivan"],
-                           json={"business_key": business_key}).status_code == 201
+        start(client, users["ivan"], key="joint_review", business_key=business_key)
     claimed = only_task(client, users["bob"], business_key="J-2")
     assert act(client, users["bob"], claimed["id"], "claim").status_code == 200  # no longer claimable by carol
     clock.advance(timedelta(days=2))
