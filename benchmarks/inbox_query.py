@@ -339,7 +339,7 @@ def completion_loads(connection, rng, samples: int) -> list[tuple[float, float]]
 def recipient_lookups(connection, rng, args) -> list[tuple[float, float]]:
     """The recipients query of every new task, for random candidate groups (active members, by username)."""
     groups = [group_name(index) for index in rng.sample(range(args.groups), min(args.samples, args.groups))]
-    statement = _recipients_query()
+    statement = _recipients_query(postgres=True)
     return [explain(connection, statement.params(users=[], groups=[group])) for group in groups]
 
 

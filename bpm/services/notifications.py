@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
-from sqlalchemy import bindparam, case, func, insert, select, union, update
+from sqlalchemy import any_, bindparam, case, func, insert, select, union, update
 
 from bpm.adapters import channels as transport
 from bpm.adapters.orm import Group, Task, User, UserGroup
@@ -149,21 +149,27 @@ def resolve_recipients(uow, users: Iterable[str], groups: Iterable[str]) -> list
     users, groups = list(users), list(groups)
     if not users and not groups:
         return []
-    rows = uow.session.execute(_recipients_query(), {"users": users, "groups": groups})
+    rows = uow.session.execute(_recipients_query(outbox.is_postgres(uow)), {"users": users, "groups": groups})
     return [(username, email, _language(locale)) for username, email, locale in rows]
 
 
 @functools.cache
-def _recipients_query():
-    """Built once: it runs for every new task (building a statement costs about as much CPU as sending it).
-    The users named and the members of the groups are one UNION of index lookups, then the users by primary
-    key: an OR of the two would make the database read every user and every membership."""
+def _recipients_query(postgres: bool = False):
+    """Built once per dialect: it runs for every new task (building a statement costs about as much CPU as
+    sending it). The users named and the members of the groups are one UNION of index lookups, then the users by
+    primary key: an OR of the two would make the database read every user and every membership.
+
+    On PostgreSQL the ids reach the users table as one array (`id = ANY (ARRAY(...))`, computed first), so the
+    users are read by primary key whatever the planner expects of a group's size. Joined as `IN (subquery)`, a
+    group the statistics say has a few hundred members made it hash-join a scan of every user instead
+    (100,000 users, the default random_page_cost: 26 ms against 1.5 ms for a group of 421)."""
     named = select(User.id).where(User.username.in_(bindparam("users", expanding=True)))
     in_groups = (select(UserGroup.user_id).join(Group, Group.id == UserGroup.group_id)
                  .where(Group.name.in_(bindparam("groups", expanding=True))))
-    return (select(User.username, User.email, User.locale)
-            .where(User.active.is_(True), User.id.in_(union(named, in_groups)))
-            .order_by(User.username))
+    ids = union(named, in_groups)
+    chosen = User.id == any_(func.array(ids.scalar_subquery())) if postgres else User.id.in_(ids)
+    return select(User.username, User.email, User.locale).where(User.active.is_(True), chosen).order_by(
+        User.username)
 
 
 def _language(locale: str | None) -> str:
@@ -189,7 +195,7 @@ def notify_named(uow, reason: str, facts: dict[str, Any], users: Iterable[str], 
 def _notify_named_statement():
     """PostgreSQL: the recipients query of `resolve_recipients` as a CTE, an INSERT of their in-app rows (titled
     in each recipient's language) fed from it, and the recipients as the result. Built once."""
-    recipients = _recipients_query().cte("recipients")
+    recipients = _recipients_query(postgres=True).cte("recipients")
     table = Notification.__table__
     # the rule of _language, in SQL: a locale starting with "zh" (any case) reads Chinese, everything else English
     title = case((func.lower(func.coalesce(recipients.c.locale, "")).like("zh%"), bindparam("title_zh")),
