@@ -205,7 +205,7 @@ def copy_instances_and_tasks(connection, instances, tasks) -> None:
                 copy.write_row(row)
                 if candidate:
                     candidates.append(candidate)
-        with cursor.copy("COPY task_candidates (task_id, kind, name, due_at, is_open) FROM STDIN") as copy:
+        with cursor.copy("COPY task_candidates (task_id, instance_id, kind, name, due_at, is_open) FROM STDIN") as copy:
             for candidate in candidates:
                 copy.write_row(candidate)
     connection.commit()
@@ -222,7 +222,7 @@ def task_row(index: int, instance_ids: list[str], args, rng) -> tuple[tuple, tup
     row = (task_id, instance_ids[instance_index], "bench", f"BK-{instance_index:07d}", "step", rng.choice(NAMES),
            "open", assignee, json.dumps([group] if group else []), "[]", due, rng.choice((30, 50, 50, 70, 90)), NOW,
            None, None)
-    return row, ((task_id, "g", group, due, True) if group else None)
+    return row, ((task_id, instance_ids[instance_index], "g", group, due, True) if group else None)
 
 
 def completed_instance_row(index: int, instance_id: str, args, rng) -> tuple:
@@ -241,7 +241,7 @@ def completed_task_row(index: int, instance_ids: list[str], args, rng) -> tuple[
     row = (task_id, instance_ids[instance_index], "bench", f"DONE-{instance_index:07d}", "step", rng.choice(NAMES),
            "completed", done_by, json.dumps([group] if group else []), "[]", done_at, 50,
            done_at - timedelta(hours=2), done_at, done_by)
-    return row, ((task_id, "g", group, done_at, False) if group else None)
+    return row, ((task_id, instance_ids[instance_index], "g", group, done_at, False) if group else None)
 
 
 # --- measuring -------------------------------------------------------------------------------------------------

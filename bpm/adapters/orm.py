@@ -174,11 +174,14 @@ class TaskCandidate(Base):
     """One row per candidate group or user of an open task, so "claimable by me" is an index lookup."""
 
     __tablename__ = "task_candidates"
-    __table_args__ = (Index("ix_task_candidates_lookup", "kind", "name", "task_id"),)
+    __table_args__ = (Index("ix_task_candidates_lookup", "kind", "name", "task_id",
+                            postgresql_include=["instance_id"]),)
 
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)  # "g" group, "u" user
     name: Mapped[str] = mapped_column(String(150), primary_key=True)
+    # The task's instance (migration 0014): an approver's instances are found from their candidate rows alone.
+    instance_id: Mapped[str] = mapped_column(String(36))
     # Approver inbox (migration 0004_approvals): a copy of the task's due date and whether it is still open, so
     # "claimable through my group, by due date" is an ordered index walk. Kept in step by bpm.services.collaboration.
     due_at: Mapped[datetime | None]

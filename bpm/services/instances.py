@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, or_, select, union
+from sqlalchemy import select, union
 from sqlalchemy.exc import IntegrityError
 
 from bpm import engine
@@ -229,14 +229,13 @@ def _involves(actor: Actor):
     key: a condition tried on every instance in id order would read the whole table for an approver who is in
     few of them."""
     me = actor.username
-    keys = [and_(TaskCandidate.kind == "u", TaskCandidate.name == me)]
-    if actor.groups:
-        keys.append(and_(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
+    offered = select(TaskCandidate.instance_id)
     involved = union(
         select(ProcessInstance.id).where(ProcessInstance.started_by == me),
         select(Task.instance_id).where(Task.assignee == me),
         select(Task.instance_id).where(Task.status == "completed", Task.completed_by == me),
-        select(Task.instance_id).join(TaskCandidate, TaskCandidate.task_id == Task.id).where(or_(*keys)))
+        offered.where(TaskCandidate.kind == "u", TaskCandidate.name == me),
+        offered.where(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
     return ProcessInstance.id.in_(involved)
 
 

@@ -238,11 +238,10 @@ def _null_unset_columns(row) -> None:
 def _add_candidates(uow, task: Task) -> None:
     """One row per candidate group and user, carrying the task's due date and open state for the inbox walk
     (kept in step afterwards by bpm.services.collaboration and escalation.change_due_date)."""
-    is_open = task.status == "open"
-    for group in task.candidate_groups:
-        uow.session.add(TaskCandidate(task_id=task.id, kind="g", name=group, due_at=task.due_at, is_open=is_open))
-    for user in task.candidate_users:
-        uow.session.add(TaskCandidate(task_id=task.id, kind="u", name=user, due_at=task.due_at, is_open=is_open))
+    for kind, names in (("g", task.candidate_groups), ("u", task.candidate_users)):
+        for name in names:
+            uow.session.add(TaskCandidate(task_id=task.id, instance_id=task.instance_id, kind=kind, name=name,
+                                          due_at=task.due_at, is_open=task.status == "open"))
 
 
 def replace_candidates(uow, task: Task) -> None:

@@ -127,3 +127,26 @@ def test_the_full_list_shows_an_approver_only_what_involves_them(client, users):
     assert transferred.status_code == 200, transferred.json
     assert listed("carol") == {theirs}  # assigned to her, though not a candidate
     assert listed("eve") == {mine}
+
+
+NAMED_REVIEW = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_named" targetNamespace="http://example.com/bpm">
+  <bpmn:process id="named_review" name="Named review" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
+    <bpmn:userTask id="review" name="Review" camunda:candidateUsers="eve">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end" />
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_task_offered_to_an_approver_by_name_shows_its_instance_to_them_only(client, users):
+    assert deploy(client, users["dora"], NAMED_REVIEW).status_code == 201
+    offered = start(client, users["ivan"], key="named_review", business_key="NAMED-1")
+    for user, expected in (("eve", [offered]), ("bob", []), ("alice", [])):
+        response = client.get("/api/v1/process-instances", headers=users[user])
+        assert response.status_code == 200, response.json
+        assert [row["id"] for row in response.json] == expected, user
