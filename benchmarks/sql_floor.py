@@ -1,0 +1,229 @@
+"""The floor of the server's own statements: what (b) would cost with the same SQL and no Python data layer.
+
+    .venv/bin/python benchmarks/sql_floor.py [--rounds 5] [--instances 100]
+
+Records the statements of one 3-approval instance as the service layer sends them (row (b) of
+benchmarks/engine_vs_server.py: start + 3 completions, one transaction each; 27 statements), then, in each round,
+one after the other on the same database:
+  (a)    pure SpiffWorkflow, as in engine_vs_server.py (the floor of the issue's ratio);
+  (a2)   bpm.engine alone: restore, complete, snapshot (the engine part of a step);
+  (b)    the service layer (SQLAlchemy ORM + Core, handlers, projection, engine);
+  (sql)  the recorded statements replayed through psycopg alone: the same SQL text and parameters, prepared
+         statements, one transaction per step, every result fetched; ids and business keys replaced by fresh ones
+         per instance, and each versioned UPDATE checked to change one row as in (b).
+(sql) is what the database work of (b) costs with no SQLAlchemy, no ORM and no handler code around it:
+round trips, PostgreSQL's own work and psycopg. (a2) + (sql) is the least a step can cost with these
+statements, so ((a2) + (sql)) / (a) is the best (b)/(a) any data layer in Python could reach without sending
+fewer or cheaper statements. Reports ms per step (median of the rounds) with this process's CPU and the
+PostgreSQL backends' CPU for (b) and (sql) (for (b) it includes the benchmark's 3 next-task lookups per instance).
+Creates and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import psycopg
+from _common import THREE_APPROVALS, private_database, seed
+from engine_vs_server import DECISION, START_VARIABLES, STEPS_PER_INSTANCE, PureEngine, ServerEngine, ServiceLayer
+from service_cpu import backend_cpu_seconds
+from sqlalchemy import event, text
+
+LOOKUP = "SELECT id FROM tasks WHERE instance_id"  # the benchmark's own next-task lookup, not the server's
+FRESH = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$")
+
+
+@dataclass
+class Statement:
+    sql: str
+    parameters: object
+    many: bool
+
+
+@dataclass
+class Recording:
+    steps: list[list[Statement]] = field(default_factory=list)
+
+    def statements(self) -> int:
+        return sum(len(step) for step in self.steps)
+
+
+def record_instance(layer: ServiceLayer) -> Recording:
+    """The statements of one instance, step by step, as SQLAlchemy hands them to psycopg."""
+    from bpm.services import instances, tasks
+
+    recording = Recording()
+
+    def keep(_conn, _cursor, sql, parameters, _context, many):
+        if not sql.startswith(LOOKUP):
+            recording.steps[-1].append(Statement(sql, parameters, many))
+
+    event.listen(layer.context.engine, "before_cursor_execute", keep)
+    try:
+        recording.steps.append([])
+        started = instances.start_instance(instances.StartInstance(
+            "three_approvals", layer.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)), layer.context.uow())
+        for approver in ("alice", "bob", "carol"):
+            task_id = layer.open_task(started.instance.id)
+            recording.steps.append([])
+            tasks.complete_task(tasks.CompleteTask(task_id, layer.actors[approver], dict(DECISION)),
+                                layer.context.uow())
+    finally:
+        event.remove(layer.context.engine, "before_cursor_execute", keep)
+    return recording
+
+
+class Replay:
+    """The recorded statements through one psycopg connection, with fresh ids for every instance."""
+
+    def __init__(self, conninfo: str, recording: Recording):
+        self.connection = psycopg.connect(conninfo)
+        self.recording = recording
+
+    def run_instance(self) -> tuple[float, float]:
+        """(wall, CPU) seconds inside the four transactions; the parameters are renamed before."""
+        fresh: dict[str, str] = {}
+        steps = [[(statement, _renamed(statement.parameters, fresh)) for statement in step]
+                 for step in self.recording.steps]
+        wall = cpu = 0.0
+        for step in steps:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            with self.connection.cursor() as cursor:
+                for statement, parameters in step:
+                    self._execute(cursor, statement, parameters)
+            self.connection.commit()
+            wall, cpu = wall + time.perf_counter() - began, cpu + time.process_time() - began_cpu
+        return wall, cpu
+
+    def _execute(self, cursor, statement: Statement, parameters) -> None:
+        if statement.many:
+            cursor.executemany(statement.sql, parameters)
+            return
+        cursor.execute(statement.sql, parameters, prepare=True)
+        if cursor.description is not None:
+            cursor.fetchall()
+        if statement.sql.startswith("UPDATE process_instances") and cursor.rowcount != 1:
+            raise RuntimeError(f"the versioned UPDATE changed {cursor.rowcount} rows: the replay went wrong")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _renamed(parameters, fresh: dict[str, str]):
+    """The parameters with every id and business key replaced by this instance's own (same old -> same new)."""
+    if isinstance(parameters, dict):
+        return {key: _renamed(value, fresh) for key, value in parameters.items()}
+    if isinstance(parameters, (list, tuple)):
+        return type(parameters)(_renamed(value, fresh) for value in parameters)
+    if isinstance(parameters, str) and FRESH.match(parameters):
+        return fresh.setdefault(parameters, str(uuid.uuid4()) if "-" in parameters else uuid.uuid4().hex)
+    return parameters
+
+
+def service_instance(layer: ServiceLayer) -> tuple[float, float]:
+    """(wall, CPU) seconds inside the four service calls of one instance (the next-task lookups excluded)."""
+    from bpm.services import instances, tasks
+
+    spent = [0.0, 0.0]
+
+    def call(service, command):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        result = service(command, layer.context.uow())
+        spent[0] += time.perf_counter() - began
+        spent[1] += time.process_time() - began_cpu
+        return result
+
+    started = call(instances.start_instance, instances.StartInstance(
+        "three_approvals", layer.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)))
+    for approver in ("alice", "bob", "carol"):
+        task_id = layer.open_task(started.instance.id)
+        call(tasks.complete_task, tasks.CompleteTask(task_id, layer.actors[approver], dict(DECISION)))
+    return spent[0], spent[1]
+
+
+def timed(run, instances: int, backends) -> dict[str, float]:
+    """ms per step: wall and this process's CPU inside the timed calls, PostgreSQL's CPU over the whole loop."""
+    pg_before = backends()
+    wall = cpu = 0.0
+    for _ in range(instances):
+        spent_wall, spent_cpu = run()
+        wall, cpu = wall + spent_wall, cpu + spent_cpu
+    steps = instances * STEPS_PER_INSTANCE
+    return {"wall": wall * 1000 / steps, "cpu": cpu * 1000 / steps, "pg": (backends() - pg_before) * 1000 / steps}
+
+
+def timed_engine(run, instances: int) -> dict[str, float]:
+    began = time.perf_counter()
+    for _ in range(instances):
+        run()
+    return {"wall": (time.perf_counter() - began) * 1000 / (instances * STEPS_PER_INSTANCE)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--instances", type=int, default=100)
+    args = parser.parse_args()
+    xml = THREE_APPROVALS.read_bytes()
+    with private_database("bench_sql_floor") as (url, name):
+        seed(url)
+        layer = ServiceLayer(url)
+        with layer.context.engine.connect() as connection:
+            spec_json = connection.execute(text(
+                "SELECT spec_json FROM process_definitions WHERE key = 'three_approvals'")).scalar_one()
+        pure, server_engine = PureEngine(xml), ServerEngine(spec_json)
+        for _ in range(20):  # warm-up: caches, prepared statements
+            pure.run_instance()
+            server_engine.run_instance()
+            layer.run_instance()
+        recording = record_instance(layer)
+        replay = Replay(url.replace("postgresql+psycopg://", "postgresql://"), recording)
+        for _ in range(20):
+            replay.run_instance()
+
+        def backends() -> float:
+            return backend_cpu_seconds(url, name)
+
+        rounds = []
+        for index in range(args.rounds):
+            row = {"a": timed_engine(pure.run_instance, args.instances),
+                   "a2": timed_engine(server_engine.run_instance, args.instances),
+                   "b": timed(lambda: service_instance(layer), args.instances, backends),
+                   "sql": timed(replay.run_instance, args.instances, backends)}
+            rounds.append(row)
+            print(f"round {index + 1}: " + ", ".join(f"{path} {values['wall']:.2f} ms/step"
+                                                      for path, values in row.items()), flush=True)
+        replay.close()
+        layer.context.engine.dispose()
+    report(rounds, recording)
+
+
+def report(rounds: list[dict], recording: Recording) -> None:
+    def median(path: str, measure: str) -> float:
+        return statistics.median(row[path][measure] for row in rounds)
+
+    a, a2 = median("a", "wall"), median("a2", "wall")
+    print(f"\n{len(rounds)} rounds; statements per instance: {recording.statements()} "
+          f"({', '.join(str(len(step)) for step in recording.steps)} per step), plus a COMMIT per step")
+    print("| path | ms per step (wall) | client CPU ms | PostgreSQL CPU ms | time per step vs (a) |")
+    print("|---|---|---|---|---|")
+    print(f"| (a) pure SpiffWorkflow | {a:.2f} | | | 1.00 |")
+    print(f"| (a2) bpm.engine | {a2:.2f} | | | {a2 / a:.2f} |")
+    for path, label in (("b", "(b) service layer"), ("sql", "(sql) its statements through psycopg alone")):
+        print(f"| {label} | {median(path, 'wall'):.2f} | {median(path, 'cpu'):.2f} | {median(path, 'pg'):.2f} | "
+              f"{median(path, 'wall') / a:.2f} |")
+    floor = [(row["a2"]["wall"] + row["sql"]["wall"]) / row["a"]["wall"] for row in rounds]
+    print(f"| (a2) + (sql): the least a step costs with these statements | {a2 + median('sql', 'wall'):.2f} | | | "
+          f"{statistics.median(floor):.2f} |")
+    shares = [(row["b"]["wall"] - row["a2"]["wall"] - row["sql"]["wall"]) / row["b"]["wall"] for row in rounds]
+    print(f"share of (b)'s time outside the engine and the statements (the Python data layer and handlers), "
+          f"median of the rounds: {statistics.median(shares):.0%}")
+
+
+if __name__ == "__main__":
+    main()
