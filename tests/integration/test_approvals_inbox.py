@@ -255,3 +255,28 @@ def test_group_candidates_leave_the_due_index_when_the_task_closes(client, users
         assert uow.session.scalar(select(TaskCandidate.is_open).where(TaskCandidate.task_id == finance["id"])) \
             is False
     assert open_tasks(client, users["bob"]) == []
+
+
+def test_a_business_key_filter_lists_exactly_that_cases_part_of_each_list(client, users):
+    """`?business_key=` has its own statement (the case's open tasks off the business key's index): for every user
+    and list it shows what the unfiltered list shows of that case, in the same order; across assigned tasks,
+    tasks claimable through a group and by name, a task claimed by somebody else and two processes sharing a key."""
+    deployed(client, users)
+    deployed(client, users, JOINT_REVIEW)
+    submitted(client, users, business_key="CASE-1")  # alice's team-leads review
+    for business_key in ("CASE-1", "CASE-2", "CASE-3"):  # finance, directors and carol by name
+        start(client, users["ivan"], key="joint_review", business_key=business_key)
+    claimed = only_task(client, users["bob"], business_key="CASE-2")
+    assert act(client, users["bob"], claimed["id"], "claim").status_code == 200
+    shown = 0
+    for name in ("alice", "bob", "carol", "eve"):
+        for scope in ("all", "claimable", "groups"):
+            everything = open_tasks(client, users[name], scope=scope)
+            for business_key in ("CASE-1", "CASE-2", "CASE-3", "NONE"):
+                keyed = open_tasks(client, users[name], scope=scope, business_key=business_key)
+                expected = [t["id"] for t in everything if t["business_key"] == business_key]
+                assert [t["id"] for t in keyed] == expected, (name, scope, business_key)
+                shown += len(keyed)
+    assert shown == 14  # 14 of the 48 keyed lists hold a task (none holds two)
+    assert [t["id"] for t in open_tasks(client, users["bob"], business_key="CASE-2")] == [claimed["id"]]
+    assert open_tasks(client, users["carol"], scope="claimable", business_key="CASE-2") == []
