@@ -338,7 +338,10 @@ def _mine():
 
 
 def _claimable():
-    return and_(Task.assignee.is_(None), exists().where(TaskCandidate.task_id == Task.id, _names_me(TaskCandidate)))
+    """Unclaimed, with an open candidate row of mine (closed rows are every task my groups were ever offered: a
+    planner that tests tasks against a hash of my rows then hashes only the open ones)."""
+    return and_(Task.assignee.is_(None), exists().where(TaskCandidate.task_id == Task.id,
+                                                        TaskCandidate.is_open == true(), _names_me(TaskCandidate)))
 
 
 def _names_me(model):
