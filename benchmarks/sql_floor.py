@@ -10,7 +10,9 @@ one after the other on the same database:
   (b)    the service layer (SQLAlchemy ORM + Core, handlers, projection, engine);
   (sql)  the recorded statements replayed through psycopg alone: the same SQL text and parameters, prepared
          statements, one transaction per step, every result fetched; ids and business keys replaced by fresh ones
-         per instance, and each versioned UPDATE checked to change one row as in (b).
+         per instance, and each versioned UPDATE checked to change one row as in (b);
+  (sql-sa) the same replay through SQLAlchemy's execution layer on the service layer's engine
+         (`exec_driver_sql`: no ORM, no statement building or compiling).
 (sql) is what the database work of (b) costs with no SQLAlchemy, no ORM and no handler code around it:
 round trips, PostgreSQL's own work and psycopg. (a2) + (sql) is the least a step can cost with these
 statements, so ((a2) + (sql)) / (a) is the best (b)/(a) any data layer in Python could reach without sending
@@ -114,6 +116,36 @@ class Replay:
         self.connection.close()
 
 
+class ReplayThroughSqlalchemy(Replay):
+    """The same replay through SQLAlchemy's execution layer (`exec_driver_sql`: pool checkout, execution context,
+    result set-up, the project's connection events) on the service layer's own engine, without the ORM and
+    without building or compiling statements: what SQLAlchemy Core alone adds to each round trip."""
+
+    def __init__(self, engine, recording: Recording):
+        self.engine = engine
+        self.recording = recording
+
+    def run_instance(self) -> tuple[float, float]:
+        fresh: dict[str, str] = {}
+        steps = [[(statement, _renamed(statement.parameters, fresh)) for statement in step]
+                 for step in self.recording.steps]
+        wall = cpu = 0.0
+        for step in steps:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            with self.engine.begin() as connection:
+                for statement, parameters in step:
+                    result = connection.exec_driver_sql(statement.sql, parameters)
+                    if result.returns_rows:
+                        result.all()
+                    elif statement.sql.startswith("UPDATE process_instances") and result.rowcount != 1:
+                        raise RuntimeError(f"the versioned UPDATE changed {result.rowcount} rows")
+            wall, cpu = wall + time.perf_counter() - began, cpu + time.process_time() - began_cpu
+        return wall, cpu
+
+    def close(self) -> None:
+        pass
+
+
 def _renamed(parameters, fresh: dict[str, str]):
     """The parameters with every id and business key replaced by this instance's own (same old -> same new)."""
     if isinstance(parameters, dict):
@@ -183,8 +215,10 @@ def main() -> None:
             layer.run_instance()
         recording = record_instance(layer)
         replay = Replay(url.replace("postgresql+psycopg://", "postgresql://"), recording)
+        replay_sqlalchemy = ReplayThroughSqlalchemy(layer.context.engine, recording)
         for _ in range(20):
             replay.run_instance()
+            replay_sqlalchemy.run_instance()
 
         def backends() -> float:
             return backend_cpu_seconds(url, name)
@@ -194,7 +228,8 @@ def main() -> None:
             row = {"a": timed_engine(pure.run_instance, args.instances),
                    "a2": timed_engine(server_engine.run_instance, args.instances),
                    "b": timed(lambda: service_instance(layer), args.instances, backends),
-                   "sql": timed(replay.run_instance, args.instances, backends)}
+                   "sql": timed(replay.run_instance, args.instances, backends),
+                   "sql_sa": timed(replay_sqlalchemy.run_instance, args.instances, backends)}
             rounds.append(row)
             print(f"round {index + 1}: " + ", ".join(f"{path} {values['wall']:.2f} ms/step"
                                                       for path, values in row.items()), flush=True)
@@ -214,7 +249,8 @@ def report(rounds: list[dict], recording: Recording) -> None:
     print("|---|---|---|---|---|")
     print(f"| (a) pure SpiffWorkflow | {a:.2f} | | | 1.00 |")
     print(f"| (a2) bpm.engine | {a2:.2f} | | | {a2 / a:.2f} |")
-    for path, label in (("b", "(b) service layer"), ("sql", "(sql) its statements through psycopg alone")):
+    for path, label in (("b", "(b) service layer"), ("sql", "(sql) its statements through psycopg alone"),
+                        ("sql_sa", "(sql-sa) the same through SQLAlchemy's execution layer")):
         print(f"| {label} | {median(path, 'wall'):.2f} | {median(path, 'cpu'):.2f} | {median(path, 'pg'):.2f} | "
               f"{median(path, 'wall') / a:.2f} |")
     floor = [(row["a2"]["wall"] + row["sql"]["wall"]) / row["a"]["wall"] for row in rounds]
@@ -223,6 +259,9 @@ def report(rounds: list[dict], recording: Recording) -> None:
     shares = [(row["b"]["wall"] - row["a2"]["wall"] - row["sql"]["wall"]) / row["b"]["wall"] for row in rounds]
     print(f"share of (b)'s time outside the engine and the statements (the Python data layer and handlers), "
           f"median of the rounds: {statistics.median(shares):.0%}")
+    executing = [(row["sql_sa"]["wall"] - row["sql"]["wall"]) / row["b"]["wall"] for row in rounds]
+    print(f"  of which SQLAlchemy's execution layer ((sql-sa) - (sql)): {statistics.median(executing):.0%}; the rest "
+          f"is the ORM (building, loading, flushing objects), statement building and the handlers' Python")
 
 
 if __name__ == "__main__":
