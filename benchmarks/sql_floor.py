@@ -95,22 +95,21 @@ class Replay:
         wall = cpu = 0.0
         for step in steps:
             began, began_cpu = time.perf_counter(), time.process_time()
-            with self.connection.cursor() as cursor:
-                for statement, parameters in step:
-                    self._execute(cursor, statement, parameters)
-            self.connection.commit()
+            self.run_step(step)
             wall, cpu = wall + time.perf_counter() - began, cpu + time.process_time() - began_cpu
         return wall, cpu
 
-    def _execute(self, cursor, statement: Statement, parameters) -> None:
-        if statement.many:
-            cursor.executemany(statement.sql, parameters)
-            return
-        cursor.execute(statement.sql, parameters, prepare=True)
-        if cursor.description is not None:
-            cursor.fetchall()
-        if statement.sql.startswith("UPDATE process_instances") and cursor.rowcount != 1:
-            raise RuntimeError(f"the versioned UPDATE changed {cursor.rowcount} rows: the replay went wrong")
+    def run_step(self, step: list[tuple[Statement, object]]) -> None:
+        with self.connection.cursor() as cursor:
+            for statement, parameters in step:
+                if statement.many:
+                    cursor.executemany(statement.sql, parameters)
+                    continue
+                cursor.execute(statement.sql, parameters, prepare=True)
+                if cursor.description is not None:
+                    cursor.fetchall()
+                _check_versioned(statement, cursor.rowcount)
+        self.connection.commit()
 
     def close(self) -> None:
         self.connection.close()
@@ -125,25 +124,22 @@ class ReplayThroughSqlalchemy(Replay):
         self.engine = engine
         self.recording = recording
 
-    def run_instance(self) -> tuple[float, float]:
-        fresh: dict[str, str] = {}
-        steps = [[(statement, _renamed(statement.parameters, fresh)) for statement in step]
-                 for step in self.recording.steps]
-        wall = cpu = 0.0
-        for step in steps:
-            began, began_cpu = time.perf_counter(), time.process_time()
-            with self.engine.begin() as connection:
-                for statement, parameters in step:
-                    result = connection.exec_driver_sql(statement.sql, parameters)
-                    if result.returns_rows:
-                        result.all()
-                    elif statement.sql.startswith("UPDATE process_instances") and result.rowcount != 1:
-                        raise RuntimeError(f"the versioned UPDATE changed {result.rowcount} rows")
-            wall, cpu = wall + time.perf_counter() - began, cpu + time.process_time() - began_cpu
-        return wall, cpu
+    def run_step(self, step: list[tuple[Statement, object]]) -> None:
+        with self.engine.begin() as connection:
+            for statement, parameters in step:
+                result = connection.exec_driver_sql(statement.sql, parameters)
+                if result.returns_rows:
+                    result.all()
+                elif not statement.many:
+                    _check_versioned(statement, result.rowcount)
 
     def close(self) -> None:
         pass
+
+
+def _check_versioned(statement: Statement, rowcount: int) -> None:
+    if statement.sql.startswith("UPDATE process_instances") and rowcount != 1:
+        raise RuntimeError(f"the versioned UPDATE changed {rowcount} rows: the replay went wrong")
 
 
 def _renamed(parameters, fresh: dict[str, str]):
