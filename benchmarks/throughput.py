@@ -1,6 +1,6 @@
 """Throughput under concurrency over HTTP (gunicorn + PostgreSQL), scale-out, and peak memory.
 
-    .venv/bin/python benchmarks/throughput.py [--seconds 10] [--clients 1,4,16,64] [--api-workers 4]
+    .venv/bin/python benchmarks/throughput.py [--seconds 10] [--clients 1,4,16,64] [--api-workers 4] [--analyze]
 
 1. One API server (`bpm serve --workers W` with a broker URL: gunicorn gthread, no embedded threads).
    For each N in --clients: N concurrent clients (threads in 1-2 client processes, separate from the server),
@@ -15,6 +15,8 @@
    `bpm worker` Celery processes and one `bpm beat` on the same PostgreSQL and RabbitMQ (they relay the
    outbox rows the load produces). Errors = HTTP calls that failed + ERROR/Traceback lines in the logs.
 3. Memory: peak RSS (VmHWM) of every API worker process and every Celery process at the end of the runs.
+With --analyze, the database is analyzed before each level, as autovacuum keeps a live server's statistics; by
+default it is not (a PostgreSQL without autovacuum plans every statement without statistics).
 Creates and drops its own database; stops every process it started.
 """
 
@@ -117,6 +119,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,16,64")
     parser.add_argument("--api-workers", type=int, default=4, help="gunicorn workers of the single API server")
     parser.add_argument("--skip-scale-out", action="store_true")
+    parser.add_argument("--analyze", action="store_true",
+                        help="ANALYZE the database before each level, as autovacuum would on a live server (without "
+                             "it, a server running without autovacuum plans every statement without statistics)")
     args = parser.parse_args()
     levels = [int(n) for n in args.clients.split(",")]
     logs = scratch_dir()
@@ -130,6 +135,8 @@ def main() -> None:
             generate_load([api.port], 2, 2.0)  # warm-up
             print(HEADER)
             for clients in levels:
+                if args.analyze:
+                    analyze(url)
                 print_level(f"1 API x {args.api_workers} workers", run_level(url, [api], clients, args.seconds))
             print("\n".join(memory_of([api])))
             api.stop()
@@ -145,6 +152,8 @@ def main() -> None:
             generate_load(ports, 2, 2.0)
             print(HEADER)
             for clients in [n for n in levels if n >= 4]:
+                if args.analyze:
+                    analyze(url)
                 print_level(f"2 APIs x {half} workers + 2 Celery workers + beat",
                             run_level(url, apis + workers, clients, args.seconds))
             time.sleep(3)  # let the workers relay what the last run produced
@@ -154,6 +163,16 @@ def main() -> None:
         finally:
             for server in started:
                 server.stop()
+
+
+def analyze(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    with psycopg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username or "root",
+                         dbname=parsed.database, autocommit=True) as connection:
+        connection.execute("ANALYZE")
 
 
 def outbox_summary(url: str) -> str:
