@@ -125,19 +125,30 @@ class ServiceLayer:
 
     def run_instance(self) -> float:
         """Seconds spent inside the four service calls (lookups of the next task id excluded)."""
+        return self.timed_instance()[0]
+
+    def timed_instance(self, before_call=None) -> tuple[float, float]:
+        """(wall, CPU) seconds spent inside the four service calls of one instance (lookups of the next task id
+        excluded); `before_call`, if given, is called before each of them (start, then each completion)."""
         from bpm.services import instances, tasks
 
-        began = time.perf_counter()
-        result = instances.start_instance(instances.StartInstance(
-            "three_approvals", self.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)), self.context.uow())
-        spent = time.perf_counter() - began
+        spent = [0.0, 0.0]
+
+        def call(service, command):
+            if before_call is not None:
+                before_call()
+            began, began_cpu = time.perf_counter(), time.process_time()
+            result = service(command, self.context.uow())
+            spent[0] += time.perf_counter() - began
+            spent[1] += time.process_time() - began_cpu
+            return result
+
+        started = call(instances.start_instance, instances.StartInstance(
+            "three_approvals", self.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)))
         for approver in ("alice", "bob", "carol"):
-            task_id = self.open_task(result.instance.id)
-            began = time.perf_counter()
-            tasks.complete_task(tasks.CompleteTask(task_id, self.actors[approver], dict(DECISION)),
-                                self.context.uow())
-            spent += time.perf_counter() - began
-        return spent
+            task_id = self.open_task(started.instance.id)
+            call(tasks.complete_task, tasks.CompleteTask(task_id, self.actors[approver], dict(DECISION)))
+        return spent[0], spent[1]
 
     def statements_per_instance(self) -> int:
         """SQL statements the four service calls send (BEGIN/COMMIT not included), counted on one instance."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from _common import THREE_APPROVALS, private_database, seed
-from engine_vs_server import DECISION, START_VARIABLES, STEPS_PER_INSTANCE, PureEngine, ServerEngine, ServiceLayer
+from engine_vs_server import STEPS_PER_INSTANCE, PureEngine, ServerEngine, ServiceLayer
 from service_cpu import backend_cpu_seconds
 from sqlalchemy import event, text
 
@@ -57,8 +57,6 @@ class Recording:
 
 def record_instance(layer: ServiceLayer) -> Recording:
     """The statements of one instance, step by step, as SQLAlchemy hands them to psycopg."""
-    from bpm.services import instances, tasks
-
     recording = Recording()
 
     def keep(_conn, _cursor, sql, parameters, _context, many):
@@ -67,14 +65,7 @@ def record_instance(layer: ServiceLayer) -> Recording:
 
     event.listen(layer.context.engine, "before_cursor_execute", keep)
     try:
-        recording.steps.append([])
-        started = instances.start_instance(instances.StartInstance(
-            "three_approvals", layer.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)), layer.context.uow())
-        for approver in ("alice", "bob", "carol"):
-            task_id = layer.open_task(started.instance.id)
-            recording.steps.append([])
-            tasks.complete_task(tasks.CompleteTask(task_id, layer.actors[approver], dict(DECISION)),
-                                layer.context.uow())
+        layer.timed_instance(before_call=lambda: recording.steps.append([]))
     finally:
         event.remove(layer.context.engine, "before_cursor_execute", keep)
     return recording
@@ -153,27 +144,6 @@ def _renamed(parameters, fresh: dict[str, str]):
     return parameters
 
 
-def service_instance(layer: ServiceLayer) -> tuple[float, float]:
-    """(wall, CPU) seconds inside the four service calls of one instance (the next-task lookups excluded)."""
-    from bpm.services import instances, tasks
-
-    spent = [0.0, 0.0]
-
-    def call(service, command):
-        began, began_cpu = time.perf_counter(), time.process_time()
-        result = service(command, layer.context.uow())
-        spent[0] += time.perf_counter() - began
-        spent[1] += time.process_time() - began_cpu
-        return result
-
-    started = call(instances.start_instance, instances.StartInstance(
-        "three_approvals", layer.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)))
-    for approver in ("alice", "bob", "carol"):
-        task_id = layer.open_task(started.instance.id)
-        call(tasks.complete_task, tasks.CompleteTask(task_id, layer.actors[approver], dict(DECISION)))
-    return spent[0], spent[1]
-
-
 def timed(run, instances: int, backends) -> dict[str, float]:
     """ms per step: wall and this process's CPU inside the timed calls, PostgreSQL's CPU over the whole loop."""
     pg_before = backends()
@@ -223,7 +193,7 @@ def main() -> None:
         for index in range(args.rounds):
             row = {"a": timed_engine(pure.run_instance, args.instances),
                    "a2": timed_engine(server_engine.run_instance, args.instances),
-                   "b": timed(lambda: service_instance(layer), args.instances, backends),
+                   "b": timed(layer.timed_instance, args.instances, backends),
                    "sql": timed(replay.run_instance, args.instances, backends),
                    "sql_sa": timed(replay_sqlalchemy.run_instance, args.instances, backends)}
             rounds.append(row)

@@ -277,9 +277,13 @@ MERGED_SCOPES = ("all", "claimable", "groups")
 
 
 def _other_scope_statement(actor: Actor, query: TaskQuery, shape):
-    sort, filters, cursor, limit = shape
+    return _page(*shape, *_visibility(actor, query))
+
+
+def _page(sort: str, filters: tuple[str, ...], cursor: str | None, limit: int, *visible):
+    """One page of the tasks that meet `visible` and the filters given, after the cursor, in sort order."""
     conditions = _filters(filters) + ([_after_cursor(sort, cursor)] if cursor else [])
-    return select(Task).where(*_visibility(actor, query), *conditions).order_by(*_order(sort)).limit(limit)
+    return select(Task).where(*visible, *conditions).order_by(*_order(sort)).limit(limit)
 
 
 @functools.lru_cache(maxsize=512)
@@ -309,9 +313,8 @@ def _one_case_statement(sort: str, filters: tuple[str, ...], cursor: str | None,
     """The inbox filtered by a business key (how an integrator finds a case's task): the case's few open tasks
     come off the business key's index (migration 0011), then those that are mine or claimable by me are kept.
     The merged walks of `_default_inbox_statement` would each walk my own inbox in due order to find them."""
-    conditions = _filters(filters) + ([_after_cursor(sort, cursor)] if cursor else [])
-    visible = or_(_mine(), _claimable()) if with_mine else _claimable()
-    return select(Task).where(Task.status == "open", visible, *conditions).order_by(*_order(sort)).limit(limit)
+    return _page(sort, filters, cursor, limit, Task.status == "open",
+                 or_(_mine(), _claimable()) if with_mine else _claimable())
 
 
 def _actor_values(actor: Actor) -> dict[str, Any]:
