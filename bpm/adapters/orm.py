@@ -182,8 +182,10 @@ class TaskCandidate(Base):
     name: Mapped[str] = mapped_column(String(150), primary_key=True)
     # The task's instance (migration 0014): an approver's instances are found from their candidate rows alone.
     instance_id: Mapped[str] = mapped_column(String(36))
-    # Approver inbox (migration 0004_approvals): a copy of the task's due date and whether it is still open, so
-    # "claimable through my group, by due date" is an ordered index walk. Kept in step by bpm.services.collaboration.
+    # Approver inbox (migration 0004_approvals): a copy of the task's due date and whether the task is claimable
+    # (open and unassigned, migration 0015), so "claimable through my group, by due date" is an ordered index walk
+    # and its count an index-only scan. The database keeps both in step with the task: triggers run on every
+    # UPDATE of the task's status, assignee or due date, and set `is_open` from the task when a row is inserted.
     due_at: Mapped[datetime | None]
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
 

@@ -30,7 +30,6 @@ from bpm.domain.errors import (
 from bpm.domain.model import Actor, may_work_task
 from bpm.services import approval_notify as notify
 from bpm.services import definitions, escalation
-from bpm.services.collaboration import set_candidates_open
 from bpm.services.instances import _run, _scripts_allowed, get_instance
 from bpm.services.projection import apply_snapshot, archived_chunks, record
 from bpm.services.tasks import CompleteTask, _check_form, _mark_completed, _open_task
@@ -467,7 +466,6 @@ def _reopen_rows(uow, snap: engine.Snapshot, actor: str) -> list[Task]:
             row.status, row.completed_at, row.completed_by = "open", None, None
             row.assignee, row.claimed_at = row.assignee, uow.clock.now()
             row.owner, row.delegation_state, row.created_at = None, None, uow.clock.now()
-            set_candidates_open(uow, row.id, True)
             record(uow, row.instance_id, "task.reopened", actor, element_id=row.element_id,
                    element_name=row.name, task_id=row.id)
             escalation.replan_reopened(uow, row, open_task)  # a new due date and its escalation steps

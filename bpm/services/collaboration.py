@@ -7,7 +7,6 @@ only to people who may see the task.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import uuid
@@ -16,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, User
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, User
 from bpm.adapters.orm_approvals import (
     ApprovalRecord,
     SavedFilter,
@@ -314,32 +313,6 @@ def on_task_created(event: events.TaskCreated, uow) -> None:
     _hand_to_deputy(uow, task)
     _copy_in(uow, task, event.properties.get("bpm.cc"))
     _dedupe_approval(uow, task)
-
-
-@handles(events.TaskCompleted)
-def on_task_completed(event: events.TaskCompleted, uow) -> None:
-    set_candidates_open(uow, event.task_id, False)
-
-
-@handles(events.TaskCancelled)
-def on_task_cancelled(event: events.TaskCancelled, uow) -> None:
-    set_candidates_open(uow, event.task_id, False)
-
-
-def set_candidates_open(uow, task_id: str, is_open: bool) -> None:
-    """Closed tasks leave the per-group due-date index the inbox walks (a task this transaction holds without
-    candidate groups or users has no rows there)."""
-    task = uow.row_in_session(Task, task_id, load=False)
-    if task is not None and not task.candidate_groups and not task.candidate_users:
-        return
-    uow.session.execute(_set_open_statement(), {"for_task": task_id, "open_now": is_open})
-
-
-@functools.cache
-def _set_open_statement():
-    """Built once: it runs on every completion (building a statement costs about as much CPU as sending it)."""
-    table = TaskCandidate.__table__
-    return table.update().where(table.c.task_id == bindparam("for_task")).values(is_open=bindparam("open_now"))
 
 
 def _hand_to_deputy(uow, task: Task) -> None:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from bpm import engine
-from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, User
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, User
 from bpm.adapters.orm_timers import TaskDeadline
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
@@ -158,8 +158,6 @@ def change_due_date(uow: UnitOfWork, task: Task, due_at: datetime | None, actor:
     now = uow.clock.now()
     before = utc(task.due_at) if task.due_at else None
     task.due_at = utc(due_at) if due_at else None
-    uow.session.execute(update(TaskCandidate).where(TaskCandidate.task_id == task.id)
-                        .values(due_at=task.due_at).execution_options(synchronize_session=False))
     rows = list(uow.session.scalars(select(TaskDeadline).where(TaskDeadline.task_id == task.id)))
     ran = {row.kind for row in rows if row.fired_count}
     for row in rows:

@@ -236,12 +236,14 @@ def _null_unset_columns(row) -> None:
 
 
 def _add_candidates(uow, task: Task) -> None:
-    """One row per candidate group and user, carrying the task's due date and open state for the inbox walk
-    (kept in step afterwards by bpm.services.collaboration and escalation.change_due_date)."""
+    """One row per candidate group and user, carrying the task's due date and whether it is claimable, for the
+    inbox walk and the badge counts. The database keeps both in step with the task from then on, and sets them
+    from the task row on insert (triggers of migration 0015): a handler that assigns the new task or moves its due
+    date before the flush (a deputy, an escalation policy) needs no second write here."""
     for kind, names in (("g", task.candidate_groups), ("u", task.candidate_users)):
         for name in names:
             uow.session.add(TaskCandidate(task_id=task.id, instance_id=task.instance_id, kind=kind, name=name,
-                                          due_at=task.due_at, is_open=task.status == "open"))
+                                          due_at=task.due_at, is_open=task.status == "open" and not task.assignee))
 
 
 def replace_candidates(uow, task: Task) -> None:

@@ -370,7 +370,8 @@ def _counts_statement():
     """Each count starts from the caller's own index entries (their assigned open tasks, their candidate keys'
     open rows, their CC and signer rows) and reads each of them once, the overdue and delegated counts being
     FILTERs of the same pass; none reads the open tasks of others (an OR of "mine" and "claimable", or an
-    EXISTS per open task, would read every open task in the table). Built once."""
+    EXISTS per open task, would read every open task in the table). The claimable count reads no task at all:
+    an open candidate row is an open, unassigned task with the task's due date (migration 0015). Built once."""
     from bpm.adapters.orm_approvals import TaskCc, TaskSigner
 
     overdue = Task.due_at < bindparam("now")
@@ -380,10 +381,9 @@ def _counts_statement():
             .where(Task.status == "open", _mine()).subquery())
     claimable_id = TaskCandidate.task_id.distinct()  # a task can be mine through my name and several groups
     claimable = (select(func.count(claimable_id).label("groups"),
-                        func.count(claimable_id).filter(overdue).label("groups_overdue"))
-                 .join(Task, Task.id == TaskCandidate.task_id)
-                 .where(TaskCandidate.is_open == true(), _names_me(TaskCandidate), Task.status == "open",
-                        Task.assignee.is_(None)).subquery())
+                        func.count(claimable_id).filter(TaskCandidate.due_at < bindparam("now"))
+                        .label("groups_overdue"))
+                 .where(TaskCandidate.is_open == true(), _names_me(TaskCandidate)).subquery())
     cc = (select(func.count(TaskCc.task_id.distinct())).join(Task, Task.id == TaskCc.task_id)
           .where(_names_me(TaskCc), Task.status == "open"))
     signing = (select(func.count(TaskSigner.task_id.distinct())).join(Task, Task.id == TaskSigner.task_id)

@@ -58,3 +58,40 @@ def test_candidate_rows_of_existing_tasks_get_their_instance_on_upgrade_and_lose
         assert "instance_id" not in columns and "task_id" in columns
     finally:
         engine.dispose()
+
+
+CLAIMED_TASK = [
+    "INSERT INTO tasks (id, instance_id, process_key, element_id, name, status, assignee, candidate_groups, "
+    "candidate_users, priority, created_at) VALUES ('task-3', 'inst-1', 'p', 'b', 'B', 'open', 'ann', "
+    "'[\"finance\"]', '[]', 50, '2026-01-05 09:00:00+00')",
+    "INSERT INTO task_candidates (task_id, kind, name, instance_id, is_open) VALUES "
+    "('task-3', 'g', 'finance', 'inst-1', true)",
+]
+OPEN_ROWS = "SELECT task_id FROM task_candidates WHERE is_open ORDER BY task_id, kind"
+
+
+def test_candidate_rows_of_claimed_tasks_close_on_upgrade_and_reopen_on_downgrade(empty_database):
+    """0015: `is_open` means claimable (open and unassigned) and triggers keep it; the downgrade restores "open"."""
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0014_task_candidates_instance")
+    engine = create_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            for statement in ROWS[:3] + CLAIMED_TASK:
+                connection.execute(text(statement))
+            connection.execute(text(
+                "INSERT INTO task_candidates (task_id, kind, name, instance_id, is_open) VALUES "
+                "('task-1', 'g', 'finance', 'inst-1', true), ('task-2', 'g', 'finance', 'inst-2', false)"))
+        command.upgrade(config, "0015_candidates_follow_task")
+        with engine.begin() as connection:
+            assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1"]  # task-3 is claimed
+            connection.execute(text("UPDATE tasks SET assignee = NULL WHERE id = 'task-3'"))
+            assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1", "task-3"]
+            connection.execute(text("UPDATE tasks SET assignee = 'ann' WHERE id = 'task-3'"))
+        command.downgrade(config, "0014_task_candidates_instance")
+        with engine.begin() as connection:
+            assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1", "task-3"]  # open again
+            connection.execute(text("UPDATE tasks SET status = 'completed' WHERE id = 'task-1'"))
+            assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1", "task-3"]  # no trigger left
+    finally:
+        engine.dispose()
