@@ -6,7 +6,8 @@ Creates a private database next to the one named in the URL (migrated with the p
 so the indexes measured are the shipped ones) and drops it at the end (`--keep` keeps it). Steps:
 1. seed `--users` users, `--groups` groups (each user in `--groups-per-user` random groups) and `--tasks` open
    tasks with COPY: `--assigned-share` of them assigned to a random user, the rest unassigned with one random
-   candidate group (a task_candidates row); due dates spread over +-30 days, 5 % without a due date;
+   candidate group (a task_candidates row, which the database writes from the task row); due dates spread over
+   +-30 days, 5 % without a due date;
    and `--completed-tasks` completed tasks (in completed instances, each completed by a random user, 40 % of
    them once offered to a group), then VACUUM (ANALYZE), the state autovacuum keeps a live table in;
 2. for `--samples` random users, build the inbox statement exactly as the API does
@@ -191,9 +192,12 @@ def instance_ids(tasks: int, rng) -> list[str]:
 
 
 def copy_instances_and_tasks(connection, instances, tasks) -> None:
-    """COPY the instance rows, then the (task row, candidate row or None) pairs, then the candidate rows."""
+    """COPY the instance rows, then the task rows of the (task row, candidate row or None) pairs: the database
+    writes each task's candidate rows from its candidate lists (the triggers of migration 0015), as it does for
+    the server, and the script checks it wrote the rows it expects."""
     candidates = []
     with connection.cursor() as cursor:
+        before = cursor.execute("SELECT count(*) FROM task_candidates").fetchone()[0]
         with cursor.copy("COPY process_instances (id, definition_id, process_key, business_key, status, state_json, "
                          "version, started_by, started_at, ended_at) FROM STDIN") as copy:
             for row in instances:
@@ -205,9 +209,9 @@ def copy_instances_and_tasks(connection, instances, tasks) -> None:
                 copy.write_row(row)
                 if candidate:
                     candidates.append(candidate)
-        with cursor.copy("COPY task_candidates (task_id, instance_id, kind, name, due_at, is_open) FROM STDIN") as copy:
-            for candidate in candidates:
-                copy.write_row(candidate)
+        written = cursor.execute("SELECT count(*) FROM task_candidates").fetchone()[0] - before
+    if written != len(candidates):
+        raise SystemExit(f"the database wrote {written} candidate rows for {len(candidates)} offered tasks")
     connection.commit()
 
 

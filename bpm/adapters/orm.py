@@ -171,7 +171,11 @@ class Task(Base):
 
 
 class TaskCandidate(Base):
-    """One row per candidate group or user of an open task, so "claimable by me" is an index lookup."""
+    """One row per candidate group and user of a task, so "claimable by me" is an index lookup.
+
+    The database's own index of `tasks` by candidate: triggers (migration 0015) write a task's rows from its
+    `candidate_groups` and `candidate_users` when the task is inserted, replace them when either list changes, and
+    keep `is_open` and `due_at` in step with the task. The application only reads them."""
 
     __tablename__ = "task_candidates"
     __table_args__ = (Index("ix_task_candidates_lookup", "kind", "name", "task_id",
@@ -184,8 +188,7 @@ class TaskCandidate(Base):
     instance_id: Mapped[str] = mapped_column(String(36))
     # Approver inbox (migration 0004_approvals): a copy of the task's due date and whether the task is claimable
     # (open and unassigned, migration 0015), so "claimable through my group, by due date" is an ordered index walk
-    # and its count an index-only scan. The database keeps both in step with the task: triggers run on every
-    # UPDATE of the task's status, assignee or due date, and set `is_open` from the task when a row is inserted.
+    # and its count an index-only scan.
     due_at: Mapped[datetime | None]
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
 

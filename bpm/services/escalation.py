@@ -31,7 +31,7 @@ from bpm.domain.errors import (
 from bpm.domain.model import Actor
 from bpm.services import definitions, incidents
 from bpm.services.handlers import handles
-from bpm.services.projection import record, replace_candidates
+from bpm.services.projection import record
 
 UowFactory = Callable[[], UnitOfWork]
 
@@ -368,7 +368,6 @@ def _reassign(uow: UnitOfWork, deadline: TaskDeadline, task: Task, now: datetime
         task.candidate_groups, task.candidate_users = [name.strip()], []
     else:
         task.assignee, task.claimed_at = name.strip(), now
-    replace_candidates(uow, task)
     _announce(uow, task, deadline, "task.reassigned", events.TaskEscalated, "reassigned", [target], now,
               extra={"from": before, "to": target})
 

@@ -22,7 +22,6 @@ from bpm.adapters.orm import (
     ProcessDefinition,
     ProcessInstance,
     Task,
-    TaskCandidate,
     Timer,
     UTCDateTime,
 )
@@ -194,6 +193,7 @@ def _cancel_task(uow, task: Task) -> None:
 
 
 def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
+    """The task row; the database writes its candidate rows from it in the same INSERT (migration 0015)."""
     now = uow.clock.now()
     declared = definitions.model_of(definition).get("user_tasks", {}).get(open_task.element_id, {})
     assignment = _resolve_or_reject(open_task, declared, now)
@@ -206,7 +206,6 @@ def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
     _null_unset_columns(task)
     uow.session.add(task)
     _keep_in_session(uow, task)
-    _add_candidates(uow, task)
     record(uow, instance.id, "task.created", None, element_id=task.element_id, element_name=task.name,
            task_id=task.id, data=_assignment_summary(task))
     uow.publish(events.TaskCreated(task.id, instance.id, instance.process_key, task.element_id, task.name,
@@ -233,22 +232,6 @@ def _null_unset_columns(row) -> None:
     for column in row.__table__.columns:
         if column.key not in row.__dict__ and column.default is None and column.server_default is None:
             setattr(row, column.key, None)
-
-
-def _add_candidates(uow, task: Task) -> None:
-    """One row per candidate group and user, carrying the task's due date and whether it is claimable, for the
-    inbox walk and the badge counts. The database keeps both in step with the task from then on, and sets them
-    from the task row on insert (triggers of migration 0015): a handler that assigns the new task or moves its due
-    date before the flush (a deputy, an escalation policy) needs no second write here."""
-    for kind, names in (("g", task.candidate_groups), ("u", task.candidate_users)):
-        for name in names:
-            uow.session.add(TaskCandidate(task_id=task.id, instance_id=task.instance_id, kind=kind, name=name,
-                                          due_at=task.due_at, is_open=task.status == "open" and not task.assignee))
-
-
-def replace_candidates(uow, task: Task) -> None:
-    uow.session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == task.id))
-    _add_candidates(uow, task)
 
 
 def _assignment_summary(task: Task) -> dict[str, Any]:

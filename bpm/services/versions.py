@@ -23,7 +23,6 @@ from bpm.services.projection import (
     apply_snapshot,
     archived_chunks,
     record,
-    replace_candidates,
     resolve_assignment,
 )
 
@@ -173,7 +172,6 @@ def _reassign_open_tasks(uow: UnitOfWork, target: ProcessDefinition, snap: engin
         row.candidate_groups, row.candidate_users = assignment["candidate_groups"], assignment["candidate_users"]
         row.priority, row.form_key = assignment["priority"], assignment["form_key"]
         row.assignee = row.assignee or assignment["assignee"]
-        replace_candidates(uow, row)
 
 
 def _blockers(instance: ProcessInstance, source: ProcessDefinition, runtime, whole_state: str) -> list[str]:

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from approvals_kit import act, deployed, only_task, start
 from conftest import START
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
 from test_approvals_inbox import JOINT_REVIEW
+
+from bpm.adapters.orm import Task
 
 ROWS = ("SELECT c.task_id, c.kind, c.name, c.is_open, c.due_at, t.status, t.assignee, t.due_at "
         "FROM task_candidates c JOIN tasks t ON t.id = c.task_id ORDER BY c.task_id, c.kind, c.name")
@@ -79,20 +81,24 @@ def test_candidate_rows_close_when_the_task_completes(client, users, context):
     assert {row[5] for row in assert_rows_follow_their_tasks(context)} == {"completed"}
 
 
-def test_a_candidate_row_takes_its_state_from_the_task_when_written(context):
-    """Whatever the writer passes, a new row is open only for an open, unassigned task, with the task's due date;
-    and a later change of the task's assignee, due date or status moves every row of it."""
+def test_the_task_row_alone_writes_and_moves_its_candidate_rows(context):
+    """Rows are written from the task's candidate lists when the task is inserted (each name once), replaced when a
+    list changes, and follow every change of its assignee, due date or status, whatever statement makes it."""
     with context.engine.begin() as connection:
-        _insert_task(connection, "row-task", assignee="ann", due_at="2026-02-01 09:00:00+00:00")
-        connection.execute(text("INSERT INTO task_candidates (task_id, instance_id, kind, name, due_at, is_open) "
-                                "VALUES ('row-task', 'row-inst', 'g', 'finance', NULL, true), "
-                                "('row-task', 'row-inst', 'u', 'bea', NULL, true)"))
-    assert open_rows(context, "row-task") == set()
-    assert_rows_follow_their_tasks(context)
+        _insert_task(connection, "row-task", assignee="ann", due_at=START + timedelta(days=27),
+                     groups=["finance", "finance", "legal"], users=["bea"])
+    rows = assert_rows_follow_their_tasks(context)
+    assert [(kind, name) for _task, kind, name, *_ in rows] == [("g", "finance"), ("g", "legal"), ("u", "bea")]
+    assert open_rows(context, "row-task") == set()  # assigned: not claimable
     with context.engine.begin() as connection:
         connection.execute(text("UPDATE tasks SET assignee = NULL, due_at = '2026-03-01 09:00:00+00:00' "
                                 "WHERE id = 'row-task'"))
-    assert open_rows(context, "row-task") == {("g", "finance"), ("u", "bea")}
+    assert open_rows(context, "row-task") == {("g", "finance"), ("g", "legal"), ("u", "bea")}
+    assert_rows_follow_their_tasks(context)
+    with context.engine.begin() as connection:
+        connection.execute(update(Task).where(Task.id == "row-task").values(candidate_groups=["directors"],
+                                                                            candidate_users=[]))
+    assert open_rows(context, "row-task") == {("g", "directors")}
     assert_rows_follow_their_tasks(context)
     with context.engine.begin() as connection:
         connection.execute(text("UPDATE tasks SET status = 'cancelled' WHERE id = 'row-task'"))
@@ -100,15 +106,14 @@ def test_a_candidate_row_takes_its_state_from_the_task_when_written(context):
     assert_rows_follow_their_tasks(context)
 
 
-def _insert_task(connection, task_id: str, assignee: str | None, due_at: str | None) -> None:
+def _insert_task(connection, task_id: str, assignee: str | None, due_at, groups: list[str], users: list[str]):
     connection.execute(text(
         "INSERT INTO process_definitions (id, key, version, name, bpmn_xml, spec_json, model, checksum, deployed_at) "
         "VALUES (9001, 'rows', 1, 'Rows', '', '{}', '{}', 'x', '2026-01-05 09:00:00+00:00')"))
     connection.execute(text(
         "INSERT INTO process_instances (id, definition_id, process_key, status, state_json, version, started_at) "
         "VALUES ('row-inst', 9001, 'rows', 'running', '{}', 1, '2026-01-05 09:00:00+00:00')"))
-    connection.execute(text(
-        "INSERT INTO tasks (id, instance_id, process_key, element_id, name, status, assignee, candidate_groups, "
-        "candidate_users, due_at, priority, created_at) VALUES (:id, 'row-inst', 'rows', 'a', 'A', 'open', "
-        ":assignee, '[\"finance\"]', '[\"bea\"]', :due_at, 50, '2026-01-05 09:00:00+00:00')"),
-        {"id": task_id, "assignee": assignee, "due_at": due_at})
+    connection.execute(insert(Task).values(
+        id=task_id, instance_id="row-inst", process_key="rows", element_id="a", name="A", status="open",
+        assignee=assignee, candidate_groups=groups, candidate_users=users, due_at=due_at, priority=50,
+        created_at=START))
