@@ -370,8 +370,9 @@ def _counts_statement():
     """Each count starts from the caller's own index entries (their assigned open tasks, their candidate keys'
     open rows, their CC and signer rows) and reads each of them once, the overdue and delegated counts being
     FILTERs of the same pass; none reads the open tasks of others (an OR of "mine" and "claimable", or an
-    EXISTS per open task, would read every open task in the table). The claimable count reads no task at all:
-    an open candidate row is an open, unassigned task with the task's due date (migration 0015). Built once."""
+    EXISTS per open task, would read every open task in the table). The claimable count reads no task at all,
+    only the open candidate rows' index: an open candidate row is an open, unassigned task with the task's due
+    date (migration 0015). Built once."""
     from bpm.adapters.orm_approvals import TaskCc, TaskSigner
 
     overdue = Task.due_at < bindparam("now")
@@ -379,11 +380,11 @@ def _counts_statement():
                    func.count().filter(Task.delegation_state == "pending").label("delegated"),
                    func.count().filter(overdue).label("mine_overdue"))
             .where(Task.status == "open", _mine()).subquery())
-    claimable_id = TaskCandidate.task_id.distinct()  # a task can be mine through my name and several groups
-    claimable = (select(func.count(claimable_id).label("groups"),
-                        func.count(claimable_id).filter(TaskCandidate.due_at < bindparam("now"))
-                        .label("groups_overdue"))
-                 .where(TaskCandidate.is_open == true(), _names_me(TaskCandidate)).subquery())
+    offered = _open_rows_naming_me().subquery("offered")
+    claimable_id = offered.c.task_id.distinct()  # a task can be mine through my name and several groups
+    claimable = select(func.count(claimable_id).label("groups"),
+                       func.count(claimable_id).filter(offered.c.due_at < bindparam("now")).label("groups_overdue")
+                       ).subquery()
     cc = (select(func.count(TaskCc.task_id.distinct())).join(Task, Task.id == TaskCc.task_id)
           .where(_names_me(TaskCc), Task.status == "open"))
     signing = (select(func.count(TaskSigner.task_id.distinct())).join(Task, Task.id == TaskSigner.task_id)
@@ -392,6 +393,15 @@ def _counts_statement():
     return select(mine.c.mine, mine.c.delegated, mine.c.mine_overdue, claimable.c.groups,
                   claimable.c.groups_overdue, cc.scalar_subquery().label("cc"),
                   signing.scalar_subquery().label("signing")).select_from(mine.join(claimable, true()))
+
+
+def _open_rows_naming_me():
+    """My open candidate rows (task id, due date): the name and the groups as two branches, each an index-only scan
+    of the open rows' index (an OR of the two makes PostgreSQL visit the table row of every entry)."""
+    rows = select(TaskCandidate.task_id, TaskCandidate.due_at).where(TaskCandidate.is_open == true())
+    return union_all(rows.where(TaskCandidate.kind == "u", TaskCandidate.name == bindparam("username")),
+                     rows.where(TaskCandidate.kind == "g",
+                                TaskCandidate.name.in_(bindparam("groups", expanding=True))))
 
 
 def _visibility(actor: Actor, query: TaskQuery) -> list:
