@@ -37,16 +37,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bpm.adapters.db import migrate  # noqa: E402
-from bpm.adapters.orm import ProcessInstance, Task  # noqa: E402
+from bpm.adapters.orm import Task  # noqa: E402
 from bpm.domain.model import Actor  # noqa: E402
-from bpm.services.instances import _involves  # noqa: E402
+from bpm.services.instances import InstanceFilter, list_statement  # noqa: E402
 from bpm.services.notifications import _recipients_query  # noqa: E402
 from bpm.services.tasks import (  # noqa: E402
     TaskQuery,
@@ -274,8 +274,7 @@ def report(url: str, args) -> None:
                                                                  NOW)))
             done = TaskQuery(scope="completed", status="completed", limit=args.page)
             completed.append(explain(connection, inbox_statement(actor, done, NOW)))
-            involved.append(explain(connection, select(ProcessInstance).where(_involves(actor))
-                                    .order_by(ProcessInstance.id).limit(args.page)))
+            involved.append(explain(connection, list_statement(actor, InstanceFilter(limit=args.page))))
             keyed = TaskQuery(limit=args.page, business_key=visible_business_key(connection, actor))
             by_key.append(explain(connection, inbox_statement(actor, keyed, NOW)))
             plans.setdefault("first", (username, plan_text(connection, inbox_statement(actor, query, NOW))))

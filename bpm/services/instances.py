@@ -203,14 +203,20 @@ class InstanceFilter:
 def list_instances(uow: UnitOfWork, actor: Actor, query: InstanceFilter) -> list[ProcessInstance]:
     _require(actor, "read")
     with uow:
-        statement = with_filters(select(ProcessInstance), query)
-        if query.started_by:
-            statement = statement.where(ProcessInstance.started_by == query.started_by)
-        if query.after:
-            statement = statement.where(ProcessInstance.id > query.after)
-        if not actor.roles & BROAD_READERS:
-            statement = statement.where(_involves(actor))
-        return list(uow.session.scalars(statement.order_by(ProcessInstance.id).limit(query.limit)))
+        return list(uow.session.scalars(list_statement(actor, query)))
+
+
+def list_statement(actor: Actor, query: InstanceFilter):
+    """The page of `list_instances`: in id order, after the cursor, filtered, and for an approver (not an admin,
+    designer or integrator) only the instances they are involved in."""
+    statement = with_filters(select(ProcessInstance), query)
+    if query.started_by:
+        statement = statement.where(ProcessInstance.started_by == query.started_by)
+    if query.after:
+        statement = statement.where(ProcessInstance.id > query.after)
+    if not actor.roles & BROAD_READERS:
+        statement = statement.where(ProcessInstance.id.in_(_involved_ids(actor, query)))
+    return statement.order_by(ProcessInstance.id).limit(query.limit)
 
 
 def with_filters(statement, query):
@@ -222,12 +228,16 @@ def with_filters(statement, query):
     return statement
 
 
-def _involves(actor: Actor):
-    """Instances an approver started or has (had) a task in: what the list shows them (cf. may_read_instance).
-    Their ids are gathered from the approver's own index entries (instances started, tasks assigned or
-    completed, candidate rows of their name and groups, open or closed), then the instances read by primary
-    key: a condition tried on every instance in id order would read the whole table for an approver who is in
-    few of them."""
+def _involved_ids(actor: Actor, query: InstanceFilter):
+    """Ids of the instances an approver started or has (had) a task in: what the list shows them (cf.
+    may_read_instance). They are gathered from the approver's own index entries (instances started, tasks
+    assigned or completed, candidate rows of their name and groups, open or closed), then the instances read by
+    primary key: a condition tried on every instance in id order would read the whole table for an approver who
+    is in few of them.
+
+    When the list is filtered by nothing but the cursor, only the page's ids are kept (the first `limit` after
+    the cursor, in id order), so only the page's instances are read; otherwise every involved instance in id
+    order up to the page's end was read and tested (some 6,000 rows for the first 50 of 3,000 instances)."""
     me = actor.username
     offered = select(TaskCandidate.instance_id)
     involved = union(
@@ -236,7 +246,13 @@ def _involves(actor: Actor):
         select(Task.instance_id).where(Task.status == "completed", Task.completed_by == me),
         offered.where(TaskCandidate.kind == "u", TaskCandidate.name == me),
         offered.where(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
-    return ProcessInstance.id.in_(involved)
+    if query.status or query.process_key or query.business_key or query.started_by:
+        return involved
+    ids = involved.subquery("involved")
+    page = select(ids.c.id)
+    if query.after:
+        page = page.where(ids.c.id > query.after)
+    return page.order_by(ids.c.id).limit(query.limit)
 
 
 def instance_history(uow: UnitOfWork, actor: Actor, instance_id: str) -> list[HistoryEntry]:

@@ -129,6 +129,40 @@ def test_the_full_list_shows_an_approver_only_what_involves_them(client, users):
     assert listed("eve") == {mine}
 
 
+
+def test_an_approvers_pages_hold_exactly_their_instances_in_id_order(client, users):
+    """Unfiltered, an approver's page takes the first `limit` involved ids after the cursor before reading any
+    instance; page by page it must list what one whole list shows, and the status filter still applies."""
+    _deployed(client, users)
+    started = [start(client, users[user], key="expense_approval", business_key=f"{user}-{number}", amount=5000)
+               for number in range(3) for user in ("eve", "ivan", "bob")]
+    finance = only_task(client, users["alice"], business_key="ivan-1")["id"]
+    assert act(client, users["alice"], finance, "approve", opinion="ok").status_code == 200
+    last = max(started[0::3])  # eve's instance with the highest id: on no first page
+    assert client.post(f"/api/v1/process-instances/{last}/cancel", headers=users["eve"], json={}).status_code == 200
+
+    def listed(user, **params):
+        response = client.get("/api/v1/process-instances", headers=users[user], query_string=params)
+        assert response.status_code == 200, response.json
+        return [row["id"] for row in response.json]
+
+    for user, expected in (("eve", {i for i in started if i in started[0::3]}), ("alice", set(started)),
+                           ("bob", set(started[2::3]) | {started[4]})):
+        whole = listed(user, limit=100)
+        assert whole == sorted(expected), user
+        pages, after = [], None
+        while True:
+            page = listed(user, limit=2, **({"after": after} if after else {}))
+            if not page:
+                break
+            assert len(page) <= 2
+            pages += page
+            after = page[-1]
+        assert pages == whole, user
+        running = [i for i in whole if i != last]
+        assert listed(user, status="running", limit=2) == running[:2], user
+        assert listed(user, status="cancelled", limit=1) == ([last] if last in whole else []), user
+
 NAMED_REVIEW = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
     xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_named" targetNamespace="http://example.com/bpm">
