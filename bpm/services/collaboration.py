@@ -306,7 +306,7 @@ def delete_filter(actor: Actor, filter_id: int, uow: UnitOfWork) -> None:
 def on_task_created(event: events.TaskCreated, uow) -> None:
     """Deputy takes over, CC rows are written, and an already-given approval is reused (dedupe).
 
-    The task's candidate rows already carry its due date (the projection writes them with it)."""
+    The task's candidate rows follow whatever this changes (the database keeps them, migration 0015)."""
     task = uow.row_in_session(Task, event.task_id)
     if task is None or task.status != "open":
         return
