@@ -341,8 +341,9 @@ def _mine():
 
 
 def _claimable():
-    """Unclaimed, with an open candidate row of mine (closed rows are every task my groups were ever offered: a
-    planner that tests tasks against a hash of my rows then hashes only the open ones)."""
+    """Unclaimed, with an open candidate row of mine. An open row already means an open, unassigned task (migration
+    0015); the test on the row matters for the plan: closed rows are every task my groups were ever offered, and a
+    planner that tests tasks against a hash of my rows then hashes only the open ones."""
     return and_(Task.assignee.is_(None), exists().where(TaskCandidate.task_id == Task.id,
                                                         TaskCandidate.is_open == true(), _names_me(TaskCandidate)))
 
