@@ -83,8 +83,8 @@ def test_candidate_rows_close_when_the_task_completes(client, users, context):
 
 def test_the_task_row_alone_writes_and_moves_its_candidate_rows(context):
     """Rows are written from the task's candidate lists when the task is inserted (each name once, any script),
-    replaced when a
-    list changes, and follow every change of its assignee, due date or status, whatever statement makes it."""
+    replaced when a list changes, and follow every change of its assignee, due date or status, whatever statement
+    makes it."""
     with context.engine.begin() as connection:
         _insert_task(connection, "row-task", assignee="ann", due_at=START + timedelta(days=27),
                      groups=["finance", "finance", "法务"], users=["bea"])
