@@ -49,6 +49,11 @@ def token_of(username: str) -> str:
 # --- database ----------------------------------------------------------------------------------------------------
 
 
+def libpq_url(sqlalchemy_url: str) -> str:
+    """The database of a SQLAlchemy URL (postgresql+psycopg://...) as a URL psycopg connects to."""
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _admin_conninfo(url: str) -> str:
     parsed = make_url(url)
     return f"host={parsed.host or '127.0.0.1'} port={parsed.port or 5432} user={parsed.username or 'root'} dbname=test"

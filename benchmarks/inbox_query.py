@@ -43,6 +43,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import libpq_url  # noqa: E402
+
 from bpm.adapters.db import migrate  # noqa: E402
 from bpm.adapters.orm import Task  # noqa: E402
 from bpm.domain.model import Actor  # noqa: E402
@@ -112,10 +114,6 @@ def drop_database(admin_url: str, name: str) -> None:
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # --- seeding ---------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import psycopg
-from _common import THREE_APPROVALS, private_database, seed
+from _common import THREE_APPROVALS, libpq_url, private_database, seed
 from engine_vs_server import STEPS_PER_INSTANCE, PureEngine, ServerEngine, ServiceLayer
 from service_cpu import backend_cpu_seconds
 from sqlalchemy import event, text
@@ -180,7 +180,7 @@ def main() -> None:
             server_engine.run_instance()
             layer.run_instance()
         recording = record_instance(layer)
-        replay = Replay(url.replace("postgresql+psycopg://", "postgresql://"), recording)
+        replay = Replay(libpq_url(url), recording)
         replay_sqlalchemy = ReplayThroughSqlalchemy(layer.context.engine, recording)
         for _ in range(20):
             replay.run_instance()

@@ -32,6 +32,7 @@ from _common import (
     cpu_by_process,
     cpu_used,
     generate_load,
+    libpq_url,
     peak_rss_kb,
     private_database,
     scratch_dir,
@@ -167,22 +168,16 @@ def main() -> None:
 
 def analyze(url: str) -> None:
     import psycopg
-    from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    with psycopg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username or "root",
-                         dbname=parsed.database, autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute("ANALYZE")
 
 
 def outbox_summary(url: str) -> str:
     import psycopg
-    from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
     try:
-        with psycopg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username or "root",
-                             dbname=parsed.database) as connection:
+        with psycopg.connect(libpq_url(url)) as connection:
             rows = connection.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
         return ", ".join(f"{status}: {count}" for status, count in rows) or "empty"
     except psycopg.Error as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from alembic import command
 from conftest import _postgres_database, service_missing
@@ -38,14 +40,23 @@ def empty_database(request, tmp_path):
     admin.dispose()
 
 
-def test_candidate_rows_of_existing_tasks_get_their_instance_on_upgrade_and_lose_it_on_downgrade(empty_database):
-    config = alembic_config(empty_database)
-    command.upgrade(config, "0013_tasks_completed_by")
-    engine = create_engine(empty_database)
+@contextmanager
+def database_at(url: str, revision: str, rows: list[str]):
+    """The database migrated up to `revision` and holding `rows` (INSERT statements): (alembic config, engine)."""
+    config = alembic_config(url)
+    command.upgrade(config, revision)
+    engine = create_engine(url)
     try:
         with engine.begin() as connection:
-            for statement in ROWS:
+            for statement in rows:
                 connection.execute(text(statement))
+        yield config, engine
+    finally:
+        engine.dispose()
+
+
+def test_candidate_rows_of_existing_tasks_get_their_instance_on_upgrade_and_lose_it_on_downgrade(empty_database):
+    with database_at(empty_database, "0013_tasks_completed_by", ROWS) as (config, engine):
         command.upgrade(config, "0014_task_candidates_instance")
         with engine.connect() as connection:
             rows = connection.execute(text(
@@ -56,8 +67,6 @@ def test_candidate_rows_of_existing_tasks_get_their_instance_on_upgrade_and_lose
         with engine.connect() as connection:
             columns = connection.execute(text("SELECT * FROM task_candidates")).keys()
         assert "instance_id" not in columns and "task_id" in columns
-    finally:
-        engine.dispose()
 
 
 CLAIMED_TASK = [
@@ -72,16 +81,10 @@ OPEN_ROWS = "SELECT task_id FROM task_candidates WHERE is_open ORDER BY task_id,
 
 def test_candidate_rows_of_claimed_tasks_close_on_upgrade_and_reopen_on_downgrade(empty_database):
     """0015: `is_open` means claimable (open and unassigned) and triggers keep it; the downgrade restores "open"."""
-    config = alembic_config(empty_database)
-    command.upgrade(config, "0014_task_candidates_instance")
-    engine = create_engine(empty_database)
-    try:
-        with engine.begin() as connection:
-            for statement in ROWS[:3] + CLAIMED_TASK:
-                connection.execute(text(statement))
-            connection.execute(text(
-                "INSERT INTO task_candidates (task_id, kind, name, instance_id, is_open) VALUES "
-                "('task-1', 'g', 'finance', 'inst-1', true), ('task-2', 'g', 'finance', 'inst-2', false)"))
+    rows = ROWS[:3] + CLAIMED_TASK + [
+        "INSERT INTO task_candidates (task_id, kind, name, instance_id, is_open) VALUES "
+        "('task-1', 'g', 'finance', 'inst-1', true), ('task-2', 'g', 'finance', 'inst-2', false)"]
+    with database_at(empty_database, "0014_task_candidates_instance", rows) as (config, engine):
         command.upgrade(config, "0015_candidates_follow_task")
         with engine.begin() as connection:
             assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1"]  # task-3 is claimed
@@ -93,5 +96,3 @@ def test_candidate_rows_of_claimed_tasks_close_on_upgrade_and_reopen_on_downgrad
             assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1", "task-3"]  # open again
             connection.execute(text("UPDATE tasks SET status = 'completed' WHERE id = 'task-1'"))
             assert list(connection.execute(text(OPEN_ROWS)).scalars()) == ["task-1", "task-3"]  # no trigger left
-    finally:
-        engine.dispose()
