@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/sql_floor.py [--rounds 5] [--instances 100]
 
 Records the statements of one 3-approval instance as the service layer sends them (row (b) of
-benchmarks/engine_vs_server.py: start + 3 completions, one transaction each; 27 statements), then, in each round,
+benchmarks/engine_vs_server.py: start + 3 completions, one transaction each; 21 statements), then, in each round,
 one after the other on the same database:
   (a)    pure SpiffWorkflow, as in engine_vs_server.py (the floor of the issue's ratio);
   (a2)   bpm.engine alone: restore, complete, snapshot (the engine part of a step);
@@ -12,7 +12,11 @@ one after the other on the same database:
          statements, one transaction per step, every result fetched; ids and business keys replaced by fresh ones
          per instance, and each versioned UPDATE checked to change one row as in (b);
   (sql-sa) the same replay through SQLAlchemy's execution layer on the service layer's engine
-         (`exec_driver_sql`: no ORM, no statement building or compiling).
+         (`exec_driver_sql`: no ORM, no statement building or compiling);
+  (sql-pipe) the psycopg replay with a step's statements sent together (pipeline mode), results read and the
+         versioned UPDATE checked after one sync, then COMMIT: two round trips per step;
+  (sql-1rt) the same with COMMIT sent with the statements: one round trip per step, the least any design of
+         "one round trip per command" could cost with these statements.
 (sql) is what the database work of (b) costs with no SQLAlchemy, no ORM and no handler code around it:
 round trips, PostgreSQL's own work and psycopg. (a2) + (sql) is the least a step can cost with these
 statements, so ((a2) + (sql)) / (a) is the best (b)/(a) any data layer in Python could reach without sending
@@ -106,6 +110,41 @@ class Replay:
         self.connection.close()
 
 
+class ReplayPipelined(Replay):
+    """The same replay with each step's statements sent together in psycopg's pipeline mode: one round trip for
+    the statements, their results read after one sync, each versioned UPDATE checked, then COMMIT (a second round
+    trip); with `commit_too`, COMMIT goes in the same round trip as the statements (a design whose version check
+    fails inside the database, so nothing has to be read before committing). What "one round trip per command"
+    would save, with the same statements."""
+
+    def __init__(self, conninfo: str, recording: Recording, commit_too: bool = False):
+        super().__init__(conninfo, recording)
+        self.commit_too = commit_too
+
+    def run_step(self, step: list[tuple[Statement, object]]) -> None:
+        connection = self.connection
+        with connection.pipeline() as pipeline:
+            sent = []
+            for statement, parameters in step:
+                cursor = connection.cursor()
+                if statement.many:
+                    cursor.executemany(statement.sql, parameters)
+                else:
+                    cursor.execute(statement.sql, parameters, prepare=True)
+                sent.append((statement, cursor))
+            if self.commit_too:
+                connection.commit()
+            pipeline.sync()
+            for statement, cursor in sent:
+                if cursor.description is not None:
+                    cursor.fetchall()
+                if not statement.many:
+                    _check_versioned(statement, cursor.rowcount)
+                cursor.close()
+            if not self.commit_too:
+                connection.commit()
+
+
 class ReplayThroughSqlalchemy(Replay):
     """The same replay through SQLAlchemy's execution layer (`exec_driver_sql`: pool checkout, execution context,
     result set-up, the project's connection events) on the service layer's own engine, without the ORM and
@@ -182,9 +221,11 @@ def main() -> None:
         recording = record_instance(layer)
         replay = Replay(libpq_url(url), recording)
         replay_sqlalchemy = ReplayThroughSqlalchemy(layer.context.engine, recording)
+        pipelined = ReplayPipelined(libpq_url(url), recording)
+        pipelined_commit = ReplayPipelined(libpq_url(url), recording, commit_too=True)
         for _ in range(20):
-            replay.run_instance()
-            replay_sqlalchemy.run_instance()
+            for replaying in (replay, replay_sqlalchemy, pipelined, pipelined_commit):
+                replaying.run_instance()
 
         def backends() -> float:
             return backend_cpu_seconds(url, name)
@@ -195,11 +236,14 @@ def main() -> None:
                    "a2": timed_engine(server_engine.run_instance, args.instances),
                    "b": timed(layer.timed_instance, args.instances, backends),
                    "sql": timed(replay.run_instance, args.instances, backends),
-                   "sql_sa": timed(replay_sqlalchemy.run_instance, args.instances, backends)}
+                   "sql_sa": timed(replay_sqlalchemy.run_instance, args.instances, backends),
+                   "sql_pipe": timed(pipelined.run_instance, args.instances, backends),
+                   "sql_1rt": timed(pipelined_commit.run_instance, args.instances, backends)}
             rounds.append(row)
             print(f"round {index + 1}: " + ", ".join(f"{path} {values['wall']:.2f} ms/step"
                                                       for path, values in row.items()), flush=True)
-        replay.close()
+        for replaying in (replay, pipelined, pipelined_commit):
+            replaying.close()
         layer.context.engine.dispose()
     report(rounds, recording)
 
@@ -216,12 +260,18 @@ def report(rounds: list[dict], recording: Recording) -> None:
     print(f"| (a) pure SpiffWorkflow | {a:.2f} | | | 1.00 |")
     print(f"| (a2) bpm.engine | {a2:.2f} | | | {a2 / a:.2f} |")
     for path, label in (("b", "(b) service layer"), ("sql", "(sql) its statements through psycopg alone"),
-                        ("sql_sa", "(sql-sa) the same through SQLAlchemy's execution layer")):
+                        ("sql_sa", "(sql-sa) the same through SQLAlchemy's execution layer"),
+                        ("sql_pipe", "(sql-pipe) the same, a step's statements in one round trip, then COMMIT"),
+                        ("sql_1rt", "(sql-1rt) the same with COMMIT in that round trip")):
         print(f"| {label} | {median(path, 'wall'):.2f} | {median(path, 'cpu'):.2f} | {median(path, 'pg'):.2f} | "
               f"{median(path, 'wall') / a:.2f} |")
     floor = [(row["a2"]["wall"] + row["sql"]["wall"]) / row["a"]["wall"] for row in rounds]
     print(f"| (a2) + (sql): the least a step costs with these statements | {a2 + median('sql', 'wall'):.2f} | | | "
           f"{statistics.median(floor):.2f} |")
+    for path in ("sql_pipe", "sql_1rt"):
+        least = [(row["a2"]["wall"] + row[path]["wall"]) / row["a"]["wall"] for row in rounds]
+        print(f"| (a2) + ({path.replace('_', '-')}) | {a2 + median(path, 'wall'):.2f} | | | "
+              f"{statistics.median(least):.2f} |")
     shares = [(row["b"]["wall"] - row["a2"]["wall"] - row["sql"]["wall"]) / row["b"]["wall"] for row in rounds]
     print(f"share of (b)'s time outside the engine and the statements (the Python data layer and handlers), "
           f"median of the rounds: {statistics.median(shares):.0%}")
