@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
@@ -106,15 +107,23 @@ def latest_definition(uow: UnitOfWork, key: str, texts: bool = True) -> ProcessD
 
 def get_definition(uow: UnitOfWork, key: str, version: int | None = None, texts: bool = True) -> ProcessDefinition:
     """The latest or the given version; `texts=False` defers the BPMN and spec texts (commands that run it)."""
-    return definition_found(uow.session.scalar(definition_query(key, version, texts)), key, version)
+    row = uow.session.scalar(definition_query(version is not None, texts), definition_parameters(key, version))
+    return definition_found(row, key, version)
 
 
-def definition_query(key: str, version: int | None = None, texts: bool = True) -> Select:
-    """The SELECT of `get_definition`, for a caller that reads more columns in the same round trip."""
-    query = select(ProcessDefinition).where(ProcessDefinition.key == key)
-    query = (query.order_by(ProcessDefinition.version.desc()).limit(1) if version is None
-             else query.where(ProcessDefinition.version == version))
+@functools.cache
+def definition_query(pinned: bool, texts: bool = True) -> Select:
+    """The SELECT of `get_definition`: of the given version when `pinned`, else of the newest. Built once per
+    shape, with the key and version as bound parameters (`definition_parameters`): building a statement and
+    computing its cache key costs about as much CPU as running it. A caller may add columns to it."""
+    query = select(ProcessDefinition).where(ProcessDefinition.key == bindparam("key"))
+    query = (query.where(ProcessDefinition.version == bindparam("version")) if pinned
+             else query.order_by(ProcessDefinition.version.desc()).limit(1))
     return query.options(*(() if texts else WITHOUT_TEXTS))
+
+
+def definition_parameters(key: str, version: int | None) -> dict[str, Any]:
+    return {"key": key} if version is None else {"key": key, "version": version}
 
 
 def definition_found(row: ProcessDefinition | None, key: str, version: int | None) -> ProcessDefinition:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -65,11 +66,17 @@ def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
 def _definition_to_start(uow, cmd: StartInstance) -> ProcessDefinition:
     """The definition to run (texts deferred); the same round trip says whether any webhook subscription is
     active, so the start's events need not look when none is."""
-    query = definitions.definition_query(cmd.process_key, cmd.version, texts=False)
-    row = uow.session.execute(query.add_columns(webhooks.any_active_column())).first()
+    row = uow.session.execute(_start_query(cmd.version is not None),
+                              definitions.definition_parameters(cmd.process_key, cmd.version)).first()
     definition = definitions.definition_found(row[0] if row else None, cmd.process_key, cmd.version)
     webhooks.note_any_active(uow, row.webhooks_active)
     return definition
+
+
+@functools.cache
+def _start_query(pinned: bool):
+    """The definition's SELECT with the webhook column, built once per shape (see definitions.definition_query)."""
+    return definitions.definition_query(pinned, texts=False).add_columns(webhooks.any_active_column())
 
 
 def _described_by_command(uow, instance, definition, workflow, snap: engine.Snapshot) -> dict[str, Any] | None:

@@ -75,3 +75,28 @@ def test_migration_needs_the_deploy_permission(client, users):
     body = {"from_version": 1, "to_version": 2}
     assert client.post("/api/v1/process-definitions/versioned/migrations", headers=users["ivan"],
                        json=body).status_code == 403
+
+
+def test_a_start_runs_the_newest_version_or_the_one_named_and_a_missing_version_is_a_404(client, users):
+    deploy(client, users["dora"], V1)
+    deploy(client, users["dora"], V2)
+    url = "/api/v1/process-definitions/versioned/instances"
+    newest = client.post(url, headers=users["ivan"], json={"variables": {"amount": 10}})
+    pinned = client.post(url, headers=users["ivan"], json={"variables": {"amount": 10}, "version": 1})
+    assert (newest.status_code, newest.json["version"]) == (201, 2)
+    assert (pinned.status_code, pinned.json["version"]) == (201, 1)
+    missing = client.post(url, headers=users["ivan"], json={"variables": {"amount": 10}, "version": 9})
+    assert missing.status_code == 404
+    assert "version 9 of process definition 'versioned' not found" in missing.json["detail"]
+    unknown = client.post("/api/v1/process-definitions/nowhere/instances", headers=users["ivan"], json={})
+    assert unknown.status_code == 404 and "'nowhere'" in unknown.json["detail"]
+
+
+def test_each_version_is_read_by_its_number_and_a_missing_one_is_a_404(client, users):
+    deploy(client, users["dora"], V1)
+    deploy(client, users["dora"], V2)
+    first = client.get("/api/v1/process-definitions/versioned/versions/1", headers=users["ivan"])
+    second = client.get("/api/v1/process-definitions/versioned/versions/2", headers=users["ivan"])
+    assert (first.json["version"], second.json["version"]) == (1, 2)
+    assert first.json["bpmn_xml"] != second.json["bpmn_xml"]
+    assert client.get("/api/v1/process-definitions/versioned/versions/3", headers=users["ivan"]).status_code == 404
