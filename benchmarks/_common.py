@@ -285,11 +285,14 @@ class Client:
 API = "/api/v1"
 
 
-def run_instance(client: Client, key: str, samples: list, errors: list) -> bool:
-    """Start one 3-approval instance and complete its three tasks, each by its candidate approver.
+DECISIONS = {"complete": {"variables": {"approved": True}},  # the generic task API
+             "approve": {"opinion": "ok"}}  # the approvers' operation (signers, trail, routing variables)
 
-    The next task is found the way an approver finds it: their inbox filtered by business key.
-    """
+
+def run_instance(client: Client, key: str, samples: list, errors: list, decision: str = "complete") -> bool:
+    """Start one 3-approval instance and decide its three tasks (`decision`: complete or approve), each by its
+    candidate approver. The next task is found the way an approver finds it: their inbox filtered by business
+    key. The decision calls are sampled as "complete" whichever operation they use."""
     business_key = uuid.uuid4().hex
 
     def timed(kind, method, path, user, body=None, expect=(200,)):
@@ -308,8 +311,8 @@ def run_instance(client: Client, key: str, samples: list, errors: list) -> bool:
     task = detail["open_tasks"][0]
     for step in range(3):
         approver = STEP_APPROVER[task["element_id"]]
-        if timed("complete", "POST", f"{API}/tasks/{task['id']}/complete", approver,
-                 {"variables": {"approved": True}}) is None:
+        if timed("complete", "POST", f"{API}/tasks/{task['id']}/{decision}", approver,
+                 DECISIONS[decision]) is None:
             return False
         if step == 2:
             return True
@@ -322,7 +325,7 @@ def run_instance(client: Client, key: str, samples: list, errors: list) -> bool:
     return True
 
 
-def _load_process(ports: list[int], threads: int, duration: float, key: str, out) -> None:
+def _load_process(ports: list[int], threads: int, duration: float, key: str, decision: str, out) -> None:
     out.send("ready")
     start_at = out.recv()  # every client process starts at the same moment, once all have imported
     cpu_before = time.process_time()
@@ -339,7 +342,7 @@ def _load_process(ports: list[int], threads: int, duration: float, key: str, out
         end = start_at + duration
         while time.time() < end:
             try:
-                if run_instance(client, key, local_samples, local_errors):
+                if run_instance(client, key, local_samples, local_errors, decision):
                     done += 1
             except Exception as error:  # noqa: BLE001 - a load generator counts failures, it does not stop
                 local_errors.append(repr(error))
@@ -384,15 +387,16 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def generate_load(ports: list[int], clients: int, duration: float, key: str = "three_approvals",
-                  processes: int | None = None) -> LoadResult:
-    """`clients` concurrent clients (threads spread over client processes), round-robin over `ports`."""
+                  processes: int | None = None, decision: str = "complete") -> LoadResult:
+    """`clients` concurrent clients (threads spread over client processes), round-robin over `ports`; each
+    approver decides a task with `decision` (see DECISIONS)."""
     processes = processes or (1 if clients < 4 else 2)
     context = multiprocessing.get_context("spawn")
     pipes, children = [], []
     for index in range(processes):
         threads = clients // processes + (1 if index < clients % processes else 0)
         receive, send = context.Pipe()
-        child = context.Process(target=_load_process, args=(ports, threads, duration, key, send))
+        child = context.Process(target=_load_process, args=(ports, threads, duration, key, decision, send))
         child.start()
         pipes.append(receive)
         children.append(child)

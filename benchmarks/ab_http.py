@@ -2,6 +2,7 @@
 
     git worktree add ../baseline <commit>
     .venv/bin/python benchmarks/ab_http.py --baseline ../baseline [--slices 12] [--seconds 4] [--clients 4]
+        [--decide complete|approve]
 
 The CPU speed of this virtual machine drifts by tens of percent within minutes, so two throughput runs taken one
 after the other cannot resolve a 10 % change. This script starts both servers at once (`bpm serve`, 4 gunicorn
@@ -9,7 +10,8 @@ workers each, each on its own database migrated and seeded by its own code), the
 slice (the order alternates), with the clients of benchmarks/throughput.py: each slice of one side has a slice
 of the other right next to it. Reports, per side, the median over slices of instances/s and of the CPU each
 instance cost (our server processes; every PostgreSQL process; the client processes), and the median of the
-per-slice ratios new/old. The baseline's `bpm serve` must accept the same environment (BPM_* settings).
+per-slice ratios new/old. The baseline's `bpm serve` must accept the same environment (BPM_* settings). With
+`--decide approve` the approvers use the approve operation instead of the generic complete.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import BIN, ROOT, cpu_by_process, cpu_used, generate_load, private_database, scratch_dir, start_api
+from _common import (
+    BIN,
+    DECISIONS,
+    ROOT,
+    cpu_by_process,
+    cpu_used,
+    generate_load,
+    private_database,
+    scratch_dir,
+    start_api,
+)
 
 
 def prepare(url: str, root: Path) -> None:
@@ -31,9 +43,9 @@ def prepare(url: str, root: Path) -> None:
                    env={"PYTHONPATH": str(root), "PATH": str(BIN)})
 
 
-def load_slice(server, clients: int, seconds: float) -> dict[str, float]:
+def load_slice(server, clients: int, seconds: float, decision: str) -> dict[str, float]:
     before = cpu_by_process([server])
-    load = generate_load([server.port], clients, seconds)
+    load = generate_load([server.port], clients, seconds, decision=decision)
     cpu = cpu_used(before, cpu_by_process([server]))
     done = max(load.completed, 1)
     if load.errors:
@@ -49,6 +61,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--api-workers", type=int, default=4)
+    parser.add_argument("--decide", choices=sorted(DECISIONS), default="complete",
+                        help="how approvers decide a task")
     args = parser.parse_args()
     roots = {"old": args.baseline.resolve(), "new": ROOT}
     logs = scratch_dir()
@@ -60,12 +74,12 @@ def main() -> None:
             for side, root in roots.items():
                 prepare(urls[side], root)
                 servers[side] = start_api(urls[side], args.api_workers, logs, root)
-                generate_load([servers[side].port], 2, 2.0)  # warm-up
+                generate_load([servers[side].port], 2, 2.0, decision=args.decide)  # warm-up
             slices: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
             for number in range(args.slices):
                 order = ("old", "new") if number % 2 == 0 else ("new", "old")
                 for side in order:
-                    slices[side].append(load_slice(servers[side], args.clients, args.seconds))
+                    slices[side].append(load_slice(servers[side], args.clients, args.seconds, args.decide))
                 print(f"slice {number + 1}: " + ", ".join(
                     f"{side} {slices[side][-1]['rate']:.1f}/s {slices[side][-1]['server']:.1f} ms" for side in order),
                     flush=True)
@@ -77,7 +91,7 @@ def main() -> None:
 
 def report(slices: dict[str, list[dict[str, float]]], args) -> None:
     print(f"\n{args.slices} slices of {args.seconds:.0f} s per side, {args.clients} clients, "
-          f"{args.api_workers} gunicorn workers per server")
+          f"{args.api_workers} gunicorn workers per server, tasks decided with {args.decide}")
     print("| side | instances/s | CPU ms per instance: server / PostgreSQL / clients |")
     print("|---|---|---|")
     for side in ("old", "new"):

@@ -194,7 +194,7 @@ class Baseline:
 
         self.level, self.engine = level, engine
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
-                      tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row,
+                      tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
                       webhooks.note_any_active, notifications.notify_named, projection.known_existing)
 
     def __enter__(self):
@@ -215,7 +215,7 @@ class Baseline:
             UnitOfWork.append_row = lambda uow, _table, values: uow.session.add(HistoryEntry(**values))
             webhooks._active_subscriptions = lambda uow: list(uow.session.scalars(
                 select(WebhookSubscription).where(WebhookSubscription.active.is_(True))))
-            tasks._load_for_completion = _load_one_by_one
+            tasks.load_for_completion = _load_one_by_one
             projection._existing_rows = _existing_rows_one_by_one
             projection._null_unset_columns = lambda row: None
             projection._keep_in_session = lambda uow, row: None
@@ -233,7 +233,7 @@ class Baseline:
         if self.engine is not None:
             event.remove(self.engine, "checkout", self._ping)
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
-         tasks._load_for_completion, projection._existing_rows, UnitOfWork.append_row,
+         tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
          webhooks.note_any_active, notifications.notify_named, projection.known_existing) = self.saved
 
 

@@ -72,7 +72,7 @@ def merged_queries(layer, repeat: int = 300, rounds: int = 5) -> str:
     instance_id = started.instance.id
     task_id = layer.open_task(instance_id)
     uow = layer.context.uow()
-    pairs = {"task + signers + instance + definition": (_load_one_by_one, tasks._load_for_completion, task_id),
+    pairs = {"task + signers + instance + definition": (_load_one_by_one, tasks.load_for_completion, task_id),
              "open tasks + timers + message subscriptions": (_existing_rows_one_by_one, projection._existing_rows,
                                                              instance_id)}
     lines = ["CPU per call, old (one query each) -> new (one query), median of rounds:"]

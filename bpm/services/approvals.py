@@ -32,7 +32,7 @@ from bpm.services import approval_notify as notify
 from bpm.services import definitions, escalation
 from bpm.services.instances import _run, _scripts_allowed, get_instance
 from bpm.services.projection import apply_snapshot, archived_chunks, record
-from bpm.services.tasks import CompleteTask, _check_form, _mark_completed, _open_task
+from bpm.services.tasks import CompleteTask, _check_form, _mark_completed, _open_task, load_for_completion
 
 APPROVED, REJECTED = "approved", "rejected"
 COUNTERSIGN_MODES = ("all", "any", "sequential", "vote")
@@ -56,36 +56,41 @@ class Decide:
 
 
 def decide(cmd: Decide, uow: UnitOfWork) -> Task:
+    """The task, its instance and definition come in one round trip with whether any signer is pending
+    (tasks.load_for_completion); without pending signers, which is the common case, no signer query runs."""
     with uow:
-        task = _open_task(uow, cmd.task_id)
-        signer = _active_signer_row(uow, task, cmd.actor.username)
+        task, _instance, _definition, signers_pending, existing = load_for_completion(uow, cmd.task_id)
+        signer = _active_signer_row(uow, task, cmd.actor.username) if signers_pending else None
         if signer is not None:
             _signer_decides(uow, task, signer, cmd)
         else:
-            _assignee_decides(uow, task, cmd)
+            _assignee_decides(uow, task, cmd, signers_pending, existing)
         uow.commit()
         return task
 
 
-def _assignee_decides(uow, task: Task, cmd: Decide) -> None:
-    _check_may_decide(uow, task, cmd.actor)
+def _assignee_decides(uow, task: Task, cmd: Decide, signers_pending: bool, existing) -> None:
+    _check_may_decide(uow, task, cmd.actor, signers_pending)
     if task.assignee is None:
         task.assignee, task.claimed_at = cmd.actor.username, uow.clock.now()
     if cmd.outcome == REJECTED:
-        _finish(uow, task, cmd.actor.username, REJECTED, cmd, role="assignee")
+        _finish(uow, task, cmd.actor.username, REJECTED, cmd, role="assignee", signers_pending=signers_pending,
+                existing=existing)
         return
     _check_form(task, cmd.variables, uow)
-    if _pending_signers(uow, task, ("parallel", "after")):
+    if signers_pending and _pending_signers(uow, task, ("parallel", "after")):
         _add_record(uow, task, cmd.actor.username, APPROVED, cmd.opinion, "assignee")
         uow.session.add(TaskSigner(task_id=task.id, username=cmd.actor.username, position="owner", status="done",
                                    added_by=cmd.actor.username, outcome=APPROVED, opinion=cmd.opinion,
                                    added_at=uow.clock.now(), acted_at=uow.clock.now()))
         _history(uow, task, "task.approved", cmd.actor.username, opinion=cmd.opinion, waiting_for_signers=True)
         return
-    _finish(uow, task, cmd.actor.username, APPROVED, cmd, role="assignee")
+    _finish(uow, task, cmd.actor.username, APPROVED, cmd, role="assignee", signers_pending=signers_pending,
+            existing=existing)
 
 
-def _check_may_decide(uow, task: Task, actor: Actor) -> None:
+def _check_may_decide(uow, task: Task, actor: Actor, signers_pending: bool = True) -> None:
+    """`signers_pending`: False when the caller knows no signer of the task is pending (no query then)."""
     if task.delegation_state == "pending":
         if actor.username == task.assignee:
             raise InvalidTransition(f"this task was delegated to you by '{task.owner}': resolve it back to them")
@@ -93,7 +98,7 @@ def _check_may_decide(uow, task: Task, actor: Actor) -> None:
             raise InvalidTransition(f"the task is delegated to '{task.assignee}'; wait until it is resolved")
     if not may_work_task(actor, task.assignee, task.candidate_users, task.candidate_groups):
         raise PermissionDenied(_not_yours(task))
-    waiting = _pending_signers(uow, task, ("before",))
+    waiting = _pending_signers(uow, task, ("before",)) if signers_pending else []
     if waiting:
         raise InvalidTransition("signers added before you have not acted yet: "
                                 + ", ".join(s.username for s in waiting))
@@ -125,8 +130,12 @@ def _complete_when_signed(uow, task: Task, actor: str) -> None:
 # --- finishing a step in the engine ---------------------------------------------------------------
 
 
-def _finish(uow, task: Task, actor: str, outcome: str, cmd: Decide, role: str | None) -> None:
-    """Record the decision, set the routing variables and complete the task in the workflow."""
+def _finish(uow, task: Task, actor: str, outcome: str, cmd: Decide, role: str | None, *,
+            signers_pending: bool = True, existing=None) -> None:
+    """Record the decision, set the routing variables and complete the task in the workflow.
+
+    `signers_pending`: False when no signer of the task is pending, so none is looked up to cancel; `existing`:
+    what the projection held before the step, when the load already told (projection.known_existing)."""
     if role is not None:
         _add_record(uow, task, actor, outcome, cmd.opinion, role)
     instance, definition, workflow = load_workflow(uow, task)
@@ -143,11 +152,12 @@ def _finish(uow, task: Task, actor: str, outcome: str, cmd: Decide, role: str | 
     with engine.clock_context(uow.clock.now):
         _run(lambda: engine.complete(workflow, task.id, variables))
         snap = engine.snapshot(workflow)
-    _cancel_pending_signers(uow, task)
+    if signers_pending:
+        _cancel_pending_signers(uow, task)
     event = "task.approved" if outcome == APPROVED else "task.rejected"
     _history(uow, task, event, actor, opinion=cmd.opinion, reason=cmd.reason, auto=role == "auto")
     _mark_completed(uow, task, CompleteTask(task.id, Actor(actor, frozenset(), frozenset()), variables))
-    apply_snapshot(uow, instance, definition, snap, actor)
+    apply_snapshot(uow, instance, definition, snap, actor, existing=existing)
 
 
 def load_workflow(uow, task: Task, whole: bool = False):

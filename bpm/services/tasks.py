@@ -122,7 +122,7 @@ class CompleteTask:
 
 def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
     with uow:
-        task, instance, definition, signers_pending, existing = _load_for_completion(uow, cmd.task_id)
+        task, instance, definition, signers_pending, existing = load_for_completion(uow, cmd.task_id)
         if not may_work_task(cmd.actor, task.assignee, task.candidate_users, task.candidate_groups):
             raise PermissionDenied(_why_not(cmd.actor, task))
         _check_approval_state(uow, task, signers_pending)
@@ -139,7 +139,7 @@ def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
         return task
 
 
-def _load_for_completion(uow, task_id: str):
+def load_for_completion(uow, task_id: str):
     """The open task, its instance and definition, whether signers are still pending, and what the projection
     holds for the instance when that is only this task (else None): one round trip instead of six (rows this
     session already holds are returned as they are, like `session.get`). The same row says whether any webhook

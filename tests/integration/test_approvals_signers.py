@@ -4,12 +4,41 @@ from __future__ import annotations
 
 import pytest
 from approvals_kit import COUNTERSIGN, act, deployed, history, instance, only_task, open_tasks, start, submitted
+from sqlalchemy import event
 
 
 def signers(client, headers, task_id):
     response = client.get(f"/api/v1/tasks/{task_id}/signers", headers=headers)
     assert response.status_code == 200, response.json
     return {s["username"]: s for s in response.json}
+
+
+def signer_reads_during(context, action) -> tuple[object, list[str]]:
+    """What `action()` returned, and the statements it sent that read signer rows as such."""
+    sent: list[str] = []
+
+    def keep(_conn, _cursor, statement, *_rest):
+        sent.append(" ".join(statement.split()))
+
+    event.listen(context.engine, "before_cursor_execute", keep)
+    try:
+        result = action()
+    finally:
+        event.remove(context.engine, "before_cursor_execute", keep)
+    return result, [s for s in sent if s.startswith("SELECT task_signers.")]
+
+
+def test_an_approve_reads_signer_rows_only_when_a_signer_is_pending(client, context, users):
+    deployed(client, users)
+    _, review = submitted(client, users, business_key="REQ-1")
+    plain, reads = signer_reads_during(context, lambda: act(client, users["alice"], review["id"], "approve"))
+    assert plain.status_code == 200 and plain.json["status"] == "completed"
+    assert reads == []
+    _, other = submitted(client, users, business_key="REQ-2")
+    act(client, users["alice"], other["id"], "add-signer", users=["carol"], position="parallel")
+    waiting, reads = signer_reads_during(context, lambda: act(client, users["alice"], other["id"], "approve"))
+    assert waiting.status_code == 200 and waiting.json["status"] == "open"  # carol has not signed yet
+    assert reads
 
 
 def test_signer_before_me_must_act_first(client, users):
