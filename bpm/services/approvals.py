@@ -136,14 +136,13 @@ def _finish(uow, task: Task, actor: str, outcome: str, cmd: Decide, role: str | 
 
     `signers_pending`: False when no signer of the task is pending, so none is looked up to cancel; `existing`:
     what the projection held before the step, when the load already told (projection.known_existing)."""
-    if role is not None:
-        _add_record(uow, task, actor, outcome, cmd.opinion, role)
+    added = _add_record(uow, task, actor, outcome, cmd.opinion, role) if role is not None else None
     instance, definition, workflow = load_workflow(uow, task)
     if engine.find_ready_task(workflow, task.id) is None:
         raise InvalidTransition("the task is no longer ready in its instance")
     variables = {**cmd.variables, "approved": outcome == APPROVED, "outcome": outcome, "opinion": cmd.opinion,
-                 "approvals": approval_trail(uow, task.instance_id)}
-    countersign = _countersign_variables(uow, task, definition, workflow, outcome)
+                 "approvals": approval_trail(uow, task.instance_id, added)}
+    countersign = _countersign_variables(uow, task, definition, workflow, added)
     variables.update(countersign)
     if countersign:
         decided = countersign[engine.COUNTERSIGN_DONE]
@@ -169,19 +168,24 @@ def load_workflow(uow, task: Task, whole: bool = False):
     return instance, definition, workflow
 
 
-def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, role: str) -> None:
-    uow.session.add(ApprovalRecord(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
-                                   step=task.name, actor=actor, outcome=outcome, opinion=opinion, role=role,
-                                   at=uow.clock.now()))
-    uow.flush()
+def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, role: str) -> ApprovalRecord:
+    """The decision's record, written when the command flushes or commits: a caller that reads the records back
+    in this command passes it along (`approval_trail`, `_countersign_variables`) instead of flushing first."""
+    added = ApprovalRecord(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                           step=task.name, actor=actor, outcome=outcome, opinion=opinion, role=role,
+                           at=uow.clock.now())
+    uow.session.add(added)
+    return added
 
 
-def approval_trail(uow, instance_id: str) -> list[dict[str, Any]]:
-    """The `approvals` variable: every decision on this instance, oldest first."""
-    rows = uow.session.scalars(select(ApprovalRecord).where(ApprovalRecord.instance_id == instance_id)
-                               .order_by(ApprovalRecord.id))
+def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None) -> list[dict[str, Any]]:
+    """The `approvals` variable: every decision on this instance, oldest first; `added`: this command's own
+    decision, not written yet, which is the newest."""
+    rows = list(uow.session.scalars(select(ApprovalRecord).where(ApprovalRecord.instance_id == instance_id)
+                                    .order_by(ApprovalRecord.id)))
     return [{"step": r.element_id, "step_name": r.step, "actor": r.actor, "outcome": r.outcome,
-             "opinion": r.opinion, "role": r.role, "at": utc(r.at).isoformat()} for r in rows]
+             "opinion": r.opinion, "role": r.role, "at": utc(r.at).isoformat()}
+            for r in rows + ([added] if added is not None and added not in rows else [])]
 
 
 def _history(uow, task: Task, event: str, actor: str, **data) -> None:
@@ -198,13 +202,17 @@ def countersign_mode(definition: ProcessDefinition, element_id: str) -> str | No
     return mode if mode in COUNTERSIGN_MODES else None
 
 
-def _countersign_variables(uow, task, definition, workflow, outcome: str) -> dict[str, Any]:
+def _countersign_variables(uow, task, definition, workflow, added: ApprovalRecord | None) -> dict[str, Any]:
+    """`added`: this command's own decision, not written yet (see `_add_record`)."""
     mode = countersign_mode(definition, task.element_id)
     group = engine.multi_instance_group(workflow, task.id) if mode else None
     if group is None:
         return {}
-    votes = [r.outcome for r in uow.session.scalars(select(ApprovalRecord).where(
-        ApprovalRecord.task_id.in_(group.sibling_ids), ApprovalRecord.role != "signer"))]
+    records = list(uow.session.scalars(select(ApprovalRecord).where(
+        ApprovalRecord.task_id.in_(group.sibling_ids), ApprovalRecord.role != "signer")))
+    if added is not None and added not in records and added.task_id in group.sibling_ids and added.role != "signer":
+        records.append(added)
+    votes = [r.outcome for r in records]
     result = countersign_result(mode, votes, group.total, _properties(definition, task.element_id))
     engine.end_multi_instance_when_decided(workflow, task.id)
     if result is None:
