@@ -181,11 +181,16 @@ def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, 
 def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None) -> list[dict[str, Any]]:
     """The `approvals` variable: every decision on this instance, oldest first; `added`: this command's own
     decision, not written yet, which is the newest."""
-    rows = list(uow.session.scalars(select(ApprovalRecord).where(ApprovalRecord.instance_id == instance_id)
-                                    .order_by(ApprovalRecord.id)))
+    rows = uow.session.scalars(select(ApprovalRecord).where(ApprovalRecord.instance_id == instance_id)
+                               .order_by(ApprovalRecord.id))
     return [{"step": r.element_id, "step_name": r.step, "actor": r.actor, "outcome": r.outcome,
-             "opinion": r.opinion, "role": r.role, "at": utc(r.at).isoformat()}
-            for r in rows + ([added] if added is not None and added not in rows else [])]
+             "opinion": r.opinion, "role": r.role, "at": utc(r.at).isoformat()} for r in _with_unwritten(rows, added)]
+
+
+def _with_unwritten(rows, added: ApprovalRecord | None) -> list[ApprovalRecord]:
+    """Records read back, then this command's own record when it is not written yet (see `_add_record`)."""
+    rows = list(rows)
+    return rows + [added] if added is not None and added not in rows else rows
 
 
 def _history(uow, task: Task, event: str, actor: str, **data) -> None:
@@ -208,11 +213,9 @@ def _countersign_variables(uow, task, definition, workflow, added: ApprovalRecor
     group = engine.multi_instance_group(workflow, task.id) if mode else None
     if group is None:
         return {}
-    records = list(uow.session.scalars(select(ApprovalRecord).where(
-        ApprovalRecord.task_id.in_(group.sibling_ids), ApprovalRecord.role != "signer")))
-    if added is not None and added not in records and added.task_id in group.sibling_ids and added.role != "signer":
-        records.append(added)
-    votes = [r.outcome for r in records]
+    counted = added if added is not None and added.task_id in group.sibling_ids and added.role != "signer" else None
+    votes = [r.outcome for r in _with_unwritten(uow.session.scalars(select(ApprovalRecord).where(
+        ApprovalRecord.task_id.in_(group.sibling_ids), ApprovalRecord.role != "signer")), counted)]
     result = countersign_result(mode, votes, group.total, _properties(definition, task.element_id))
     engine.end_multi_instance_when_decided(workflow, task.id)
     if result is None:
