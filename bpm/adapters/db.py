@@ -29,6 +29,8 @@ def make_engine(database_url: str, ping_idle_connections: bool = True, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(database_url, **kwargs)
+    if url.get_driver_name() == "psycopg":
+        event.listen(engine, "connect", _describe_results_lazily)
     if ping_idle_connections and not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine
@@ -54,6 +56,12 @@ def _ping_idle_connections(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as error:  # noqa: BLE001 - whatever the driver raises, the connection is not usable
             raise exc.InvalidatePoolError(f"a pooled connection failed its ping: {error}") from error
+
+
+def _describe_results_lazily(dbapi_connection, _record) -> None:
+    from bpm.adapters.psycopg_cursor import LazyDescriptionCursor
+
+    dbapi_connection.cursor_factory = LazyDescriptionCursor
 
 
 def _sqlite_engine(database_url: str, path: str | None, **kwargs) -> Engine:
