@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
-from bpm.adapters.db import READ_ONLY
+from bpm.adapters.db import READ_ONLY, WROTE
+from bpm.adapters.hot_rows import write_hot_rows
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
 
@@ -95,7 +96,6 @@ class UnitOfWork:
 
 
 APPENDED = "appended_rows"
-WROTE = "bpm_wrote"  # on the connection's info: a statement other than SELECT ran in this transaction
 
 
 def _read_only(session: Session) -> bool:
@@ -156,7 +156,8 @@ def write_appended(session: Session) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write_appended_before_commit(session: Session) -> None:
-    session.flush()  # the ORM's rows first: appended rows may refer to them
+    write_hot_rows(session)  # instances and tasks first: other rows refer to them
+    session.flush()  # the ORM's rows next: appended rows may refer to them
     write_appended(session)
 
 

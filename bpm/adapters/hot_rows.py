@@ -1,0 +1,169 @@
+"""PostgreSQL: a command's instances and tasks written by statements built once, on the driver's cursor.
+
+Every command writes the same few rows: its instance (state, version, status) and the tasks it completes and
+creates. Through the ORM's flush each of them costs the unit of work's bookkeeping plus SQLAlchemy's statement
+execution around the driver call, about as much CPU again as psycopg and PostgreSQL take for the statement. This
+module writes them before the flush: one INSERT per new row and one UPDATE of the changed columns per changed row,
+their SQL text built once per table and set of columns, sent with psycopg on the transaction's own connection.
+The rows are then marked as written, as the flush would have: the flush that follows only writes the other
+rows of the command (signers, timers, ...), after these, so rows that refer to a task or an instance find it.
+
+Semantics kept from the flush:
+- the instance's version check (`version_id_col`): the UPDATE names the version read, sets the next one, and a row
+  count other than one raises StaleDataError, which the unit of work turns into ConcurrencyConflict;
+- column defaults of the model (`default=`) are applied to new rows and set on the objects;
+- JSON columns are sent as JSONB, the way the ORM's type sends them (None set on an attribute is JSON null);
+- a driver error is raised as SQLAlchemy's exception for it (IntegrityError ...), and a dropped connection is
+  invalidated;
+- the written objects end as the flush leaves them (`Session._register_persistent`, the step the flush ends with;
+  SQLAlchemy is pinned below 2.2 and tests/integration/test_hot_rows.py checks the outcome).
+Anything else (a deleted task or instance, a row read in part, another database, a read-only unit of work) is
+left to the flush.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import JSON, Table, bindparam, exc
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm.exc import StaleDataError
+
+from bpm.adapters.db import READ_ONLY, WROTE
+from bpm.adapters.orm import ProcessInstance, Task
+
+HOT_MODELS = (ProcessInstance, Task)  # in the order they are written: a task refers to its instance
+
+
+def write_hot_rows(session: Session) -> None:
+    """Write the session's new and changed instances and tasks (PostgreSQL), and mark them written."""
+    new = [state_of(row) for row in session.new if type(row) in HOT_MODELS]
+    changed = [state for state in map(state_of, session.dirty) if state.class_ in HOT_MODELS and _read_whole(state)]
+    if not (new or changed) or any(type(row) in HOT_MODELS for row in session.deleted):
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or connection.get_execution_options().get(READ_ONLY):
+        return
+    connection.info[WROTE] = True  # no SQLAlchemy event sees these statements
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        def execute(statement: str, parameters: dict[str, Any]) -> int:
+            try:
+                cursor.execute(statement, parameters)
+            except psycopg.Error as error:
+                _raise_as_sqlalchemy_does(connection, cursor, statement, parameters, error)
+            return cursor.rowcount
+
+        for model in HOT_MODELS:
+            for state in new:
+                if state.class_ is model:
+                    _insert(execute, state)
+            for state in changed:
+                if state.class_ is model:
+                    _update(execute, state)
+    # As the flush ends: new rows become persistent, and every written row's values become its committed state
+    # (also noted on the transaction, so a rollback expires them).
+    session._register_persistent({*new, *changed})
+
+
+state_of = attributes.instance_state
+
+
+def _raise_as_sqlalchemy_does(connection, cursor, statement: str, parameters: dict[str, Any], error: psycopg.Error):
+    """What SQLAlchemy's own execution raises for a driver error: its exception class for it (IntegrityError for
+    a unique violation, which callers catch), and a connection the database dropped is invalidated, so the pool
+    replaces it."""
+    disconnected = connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if disconnected:
+        connection.invalidate(error)
+    raise exc.DBAPIError.instance(statement, parameters, error, psycopg.Error, connection_invalidated=disconnected,
+                                  dialect=connection.dialect) from error
+
+
+def _read_whole(state) -> bool:
+    """Its key and version are loaded and nothing of it is expired (a row read in part is left to the flush)."""
+    values = state.dict
+    return (not state.expired_attributes and "id" in values
+            and (state.mapper.version_id_col is None or "version" in values))
+
+
+def _insert(execute, state) -> None:
+    table, values = state.mapper.local_table, state.dict
+    for column in _columns_with_defaults(table):
+        if column.key not in values:
+            values[column.key] = _default(column)
+    if state.mapper.version_id_col is not None and values.get("version") is None:
+        values["version"] = 1  # the ORM's first version
+    names, json = _insert_columns(table), _json_columns(table)
+    # as the ORM: a JSON attribute set to None is JSON null, one never set is SQL NULL
+    execute(_insert_sql(table, names), {name: Jsonb(values[name]) if name in json and name in values
+                                               else values.get(name) for name in names})
+
+
+def _update(execute, state) -> None:
+    table, values = state.mapper.local_table, state.dict
+    changed = tuple(sorted(key for key, old in state.committed_state.items()
+                           if key in values and values[key] is not old and values[key] != old))
+    versioned = state.mapper.version_id_col is not None
+    if not changed and not versioned:
+        return
+    json = _json_columns(table)
+    parameters = {name: Jsonb(values[name]) if name in json else values[name] for name in changed}
+    parameters["_key"] = values["id"]
+    if versioned:
+        read = state.committed_state.get("version", values["version"])
+        values["version"] = parameters["version"] = read + 1
+        parameters["_version"] = read
+        changed = tuple(name for name in changed if name != "version")
+    matched = execute(_update_sql(table, changed, versioned), parameters)
+    if matched != 1:
+        raise StaleDataError(f"UPDATE of {table.name} {values['id']!r} matched {matched} rows, expected 1")
+
+
+@functools.cache
+def _json_columns(table: Table) -> frozenset[str]:
+    return frozenset(column.key for column in table.columns if isinstance(column.type, JSON))
+
+
+@functools.cache
+def _insert_columns(table: Table) -> tuple[str, ...]:
+    """Every column but an autoincremented primary key (the hot tables have string keys)."""
+    return tuple(column.key for column in table.columns)
+
+
+@functools.cache
+def _columns_with_defaults(table: Table) -> tuple:
+    return tuple(column for column in table.columns if column.default is not None)
+
+
+def _default(column) -> Any:
+    default = column.default
+    if default.is_callable:
+        return default.arg(None)
+    return default.arg
+
+
+@functools.cache
+def _insert_sql(table: Table, names: tuple[str, ...]) -> str:
+    return _compiled(table.insert().values({name: bindparam(name) for name in names}))
+
+
+@functools.cache
+def _update_sql(table: Table, names: tuple[str, ...], versioned: bool) -> str:
+    assignments = {name: bindparam(name) for name in names}
+    condition = [table.c.id == bindparam("_key")]
+    if versioned:
+        assignments["version"] = bindparam("version")
+        condition.append(table.c.version == bindparam("_version"))
+    return _compiled(table.update().values(assignments).where(*condition))
+
+
+def _compiled(statement) -> str:
+    """The SQL text SQLAlchemy would send (psycopg's named placeholders), compiled once."""
+    return str(statement.compile(dialect=_DIALECT))
+
+
+_DIALECT = psycopg_dialect.dialect()

@@ -1,0 +1,184 @@
+"""PostgreSQL: a command's instances and tasks are written beside the ORM's flush (bpm.adapters.hot_rows), with
+the flush's semantics: the same rows, the version check, the model's defaults, one transaction with the rest."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from conftest import START, bpmn_fixture, deploy
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+import bpm.adapters.unit_of_work as unit_of_work
+from bpm.adapters.orm import ProcessInstance, Task, Timer
+from bpm.domain.errors import ConcurrencyConflict
+
+EXPENSE = bpmn_fixture("expense_approval.bpmn")
+HOT_WRITES = ("UPDATE process_instances", "INSERT INTO process_instances", "UPDATE tasks", "INSERT INTO tasks")
+TASK_COLUMNS = ("status", "process_key", "element_id", "name", "assignee", "candidate_groups", "candidate_users",
+                "priority", "form_key", "completed_by", "owner", "delegation_state")
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+def statements(context):
+    """The statements that pass through SQLAlchemy, in order."""
+    seen: list[str] = []
+
+    def keep(_connection, _cursor, statement, *_rest):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(context.engine, "before_cursor_execute", keep)
+    yield seen
+    event.remove(context.engine, "before_cursor_execute", keep)
+
+
+def start(client, users, business_key: str) -> dict:
+    response = client.post("/api/v1/process-definitions/expense_approval/instances", headers=users["ivan"],
+                           json={"business_key": business_key, "variables": {"amount": 5000}})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def complete(client, users, task_id: str) -> None:
+    response = client.post(f"/api/v1/tasks/{task_id}/complete", headers=users["alice"],
+                           json={"variables": {"approved": True}})
+    assert response.status_code == 200, response.json
+
+
+def rows_of(context, business_key: str) -> dict:
+    """The case's instance and tasks as the database holds them, without ids and times."""
+    instance_columns = (ProcessInstance.status, ProcessInstance.version, ProcessInstance.process_key,
+                        ProcessInstance.started_by, ProcessInstance.incident, ProcessInstance.ended_at.is_(None))
+    task_columns = [getattr(Task, name) for name in TASK_COLUMNS] + [Task.completed_at.is_(None),
+                                                                      Task.claimed_at.is_(None)]
+    with context.engine.connect() as connection:
+        instance = connection.execute(select(*instance_columns).where(
+            ProcessInstance.business_key == business_key)).one()
+        tasks = connection.execute(select(*task_columns).where(Task.business_key == business_key)
+                                   .order_by(Task.created_at, Task.element_id)).all()
+        candidates = connection.execute(text(
+            "SELECT c.kind, c.name, c.is_open FROM task_candidates c JOIN tasks t ON t.id = c.task_id "
+            "WHERE t.business_key = :key ORDER BY t.created_at, c.kind, c.name"), {"key": business_key}).all()
+    return {"instance": tuple(instance), "tasks": [tuple(row) for row in tasks], "candidates": candidates}
+
+
+def test_a_start_and_a_completion_write_their_instance_and_tasks_outside_sqlalchemy(client, users, statements):
+    deploy(client, users["dora"], EXPENSE)
+    instance = start(client, users, "HOT-1")
+    assert instance["open_tasks"][0]["priority"] == 50
+    complete(client, users, instance["open_tasks"][0]["id"])
+    assert [sql for sql in statements if sql.startswith(HOT_WRITES)] == []
+    assert any(sql.startswith("INSERT INTO history") for sql in statements)  # the rest still goes through it
+
+
+def test_the_rows_are_those_the_orm_flush_writes(client, users, context, monkeypatch):
+    deploy(client, users["dora"], EXPENSE)
+    for business_key, hot in (("BY-HOT-ROWS", True), ("BY-FLUSH", False)):
+        if not hot:
+            monkeypatch.setattr(unit_of_work, "write_hot_rows", lambda _session: None)
+        instance = start(client, users, business_key)
+        complete(client, users, instance["open_tasks"][0]["id"])
+    by_hot_rows, by_flush = rows_of(context, "BY-HOT-ROWS"), rows_of(context, "BY-FLUSH")
+    assert by_hot_rows == by_flush
+    assert by_hot_rows["instance"][:2] == ("running", 2)
+    assert sorted(row[0] for row in by_hot_rows["tasks"]) == ["completed", "open"]
+
+
+def test_a_stale_version_is_a_conflict_and_nothing_of_the_command_is_written(client, users, context):
+    deploy(client, users["dora"], EXPENSE)
+    instance_id = start(client, users, "STALE")["id"]
+    first, second = context.uow(), context.uow()
+    with first, second:
+        mine, theirs = (uow.session.get(ProcessInstance, instance_id) for uow in (first, second))
+        task = second.session.scalars(select(Task).where(Task.instance_id == instance_id)).one()
+        mine.status = "suspended"
+        first.commit()
+        theirs.status, task.priority = "cancelled", 99
+        with pytest.raises(ConcurrencyConflict):
+            second.commit()
+    with context.uow() as uow:
+        assert uow.session.get(ProcessInstance, instance_id).status == "suspended"
+        assert uow.session.get(ProcessInstance, instance_id).version == 2
+        assert uow.session.scalars(select(Task.priority).where(Task.instance_id == instance_id)).one() == 50
+
+
+def test_a_later_failure_of_the_same_commit_takes_the_rows_back(client, users, context):
+    deploy(client, users["dora"], EXPENSE)
+    instance_id = start(client, users, "FAILS-LATER")["id"]
+    with pytest.raises(IntegrityError, match="timers_instance_id_fkey"), context.uow() as uow:
+        uow.session.get(ProcessInstance, instance_id).status = "suspended"
+        uow.session.add(Timer(instance_id=str(uuid.uuid4()), task_id="t", element_id="e", kind="boundary",
+                              due_at=START, created_at=START))  # its instance does not exist: the flush fails
+        uow.commit()
+    with context.uow() as uow:
+        row = uow.session.get(ProcessInstance, instance_id)
+        assert (row.status, row.version) == ("running", 1)
+
+
+def test_written_objects_are_persistent_clean_and_carry_the_model_defaults(client, users, context, statements):
+    deploy(client, users["dora"], EXPENSE)
+    instance_id = start(client, users, "DEFAULTS")["id"]
+    task_id = str(uuid.uuid4())
+    with context.uow() as uow:
+        instance = uow.session.get(ProcessInstance, instance_id)
+        instance.status = "suspended"
+        task = Task(id=task_id, instance_id=instance_id, process_key="expense_approval", element_id="extra",
+                    status="open", created_at=START)
+        uow.session.add(task)
+        uow.commit()
+        statements.clear()
+        assert (task.name, task.priority, task.candidate_groups, task.candidate_users) == ("", 50, [], [])
+        assert (task.assignee, task.completed_at, instance.version) == (None, None, 2)
+        assert statements == []  # nothing was left to load
+        for row in (task, instance):
+            assert inspect(row).persistent and not inspect(row).committed_state
+        assert not uow.session.dirty and not uow.session.new
+        task.priority = 10  # written again in the same unit of work, from its new committed state
+        instance.status = "running"
+        uow.commit()
+    with context.uow() as uow:
+        stored = uow.session.get(Task, task_id)
+        assert (stored.name, stored.priority, stored.candidate_groups) == ("", 10, [])
+        assert (uow.session.get(ProcessInstance, instance_id).status,
+                uow.session.get(ProcessInstance, instance_id).version) == ("running", 3)
+
+
+def test_a_deleted_task_leaves_the_commit_to_the_flush(client, users, context, statements):
+    deploy(client, users["dora"], EXPENSE)
+    instance_id = start(client, users, "DELETES")["id"]
+    with context.uow() as uow:
+        task = uow.session.scalars(select(Task).where(Task.instance_id == instance_id)).one()
+        uow.session.get(ProcessInstance, instance_id).status = "suspended"
+        uow.session.delete(task)
+        statements.clear()
+        uow.commit()
+    assert any(sql.startswith("DELETE FROM tasks") for sql in statements)
+    assert any(sql.startswith("UPDATE process_instances") for sql in statements)
+    with context.uow() as uow:
+        assert uow.session.scalars(select(Task).where(Task.instance_id == instance_id)).all() == []
+        assert uow.session.get(ProcessInstance, instance_id).status == "suspended"
+
+
+def test_json_values_are_stored_as_the_orm_stores_them(client, users, context, monkeypatch):
+    """An incident set, then cleared with None (JSON null, as the ORM's JSON type writes it), by each path."""
+    deploy(client, users["dora"], EXPENSE)
+    stored = {}
+    for path in ("hot rows", "flush"):
+        if path == "flush":
+            monkeypatch.setattr(unit_of_work, "write_hot_rows", lambda _session: None)
+        instance_id = start(client, users, f"JSON-{path}")["id"]
+        kinds = []
+        for incident in ({"incident_id": 7, "why": ["a", "b"]}, None):
+            with context.uow() as uow:
+                uow.session.get(ProcessInstance, instance_id).incident = incident
+                uow.commit()
+            with context.engine.connect() as connection:
+                kinds.append(connection.execute(text(
+                    "SELECT jsonb_typeof(incident), incident IS NULL, incident ->> 'incident_id' "
+                    "FROM process_instances WHERE id = :id"), {"id": instance_id}).one())
+        stored[path] = kinds
+    assert stored["hot rows"] == stored["flush"]
+    assert stored["hot rows"][0] == ("object", False, "7")
