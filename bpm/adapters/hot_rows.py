@@ -24,6 +24,7 @@ left to the flush.
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -45,18 +46,10 @@ def write_hot_rows(session: Session) -> None:
     changed = [state for state in map(state_of, session.dirty) if state.class_ in HOT_MODELS and _read_whole(state)]
     if not (new or changed) or any(type(row) in HOT_MODELS for row in session.deleted):
         return
-    connection = session.connection()
-    if connection.dialect.name != "postgresql" or connection.get_execution_options().get(READ_ONLY):
+    connection = _writable_connection(session)
+    if connection is None:
         return
-    connection.info[WROTE] = True  # no SQLAlchemy event sees these statements
-    with connection.connection.dbapi_connection.cursor() as cursor:
-        def execute(statement: str, parameters: dict[str, Any]) -> int:
-            try:
-                cursor.execute(statement, parameters)
-            except psycopg.Error as error:
-                _raise_as_sqlalchemy_does(connection, cursor, statement, parameters, error)
-            return cursor.rowcount
-
+    with _driver(connection) as execute:
         for model in HOT_MODELS:
             for state in new:
                 if state.class_ is model:
@@ -69,10 +62,53 @@ def write_hot_rows(session: Session) -> None:
     session._register_persistent({*new, *changed})
 
 
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> bool:
+    """Insert append-only rows of one table and the same columns (history, archive chunks) in one executemany on
+    the driver, with the table's column defaults for the columns they leave out. False (nothing done) where the
+    session is not a writing one on PostgreSQL: the caller inserts them itself."""
+    names = tuple(rows[0])
+    connection = _writable_connection(session)
+    if connection is None:
+        return False
+    defaults = [column for column in _columns_with_defaults(table) if column.key not in rows[0]]
+    json = _json_columns(table)
+    values = [{**{name: Jsonb(row[name]) if name in json else row[name] for name in names},
+               **{column.key: _bound_default(column, json) for column in defaults}} for row in rows]
+    with _driver(connection) as execute:
+        execute(_insert_sql(table, names + tuple(column.key for column in defaults)), values, many=True)
+    return True
+
+
+def _writable_connection(session: Session):
+    """The transaction's connection when it is PostgreSQL's and may write (else None: left to SQLAlchemy)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or connection.get_execution_options().get(READ_ONLY):
+        return None
+    connection.info[WROTE] = True  # no SQLAlchemy event sees the statements sent here
+    return connection
+
+
+@contextmanager
+def _driver(connection):
+    """`execute(statement, parameters, many=False)` on a psycopg cursor of the connection: the rows it changed."""
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        def execute(statement: str, parameters, many: bool = False) -> int:
+            try:
+                if many:
+                    cursor.executemany(statement, parameters)
+                else:
+                    cursor.execute(statement, parameters)
+            except psycopg.Error as error:
+                _raise_as_sqlalchemy_does(connection, cursor, statement, parameters, error)
+            return cursor.rowcount
+
+        yield execute
+
+
 state_of = attributes.instance_state
 
 
-def _raise_as_sqlalchemy_does(connection, cursor, statement: str, parameters: dict[str, Any], error: psycopg.Error):
+def _raise_as_sqlalchemy_does(connection, cursor, statement: str, parameters, error: psycopg.Error):
     """What SQLAlchemy's own execution raises for a driver error: its exception class for it (IntegrityError for
     a unique violation, which callers catch), and a connection the database dropped is invalidated, so the pool
     replaces it."""
@@ -137,6 +173,11 @@ def _insert_columns(table: Table) -> tuple[str, ...]:
 @functools.cache
 def _columns_with_defaults(table: Table) -> tuple:
     return tuple(column for column in table.columns if column.default is not None)
+
+
+def _bound_default(column, json: frozenset[str]) -> Any:
+    value = _default(column)
+    return Jsonb(value) if column.key in json else value
 
 
 def _default(column) -> Any:

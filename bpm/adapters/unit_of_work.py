@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
 from bpm.adapters.db import READ_ONLY, WROTE
-from bpm.adapters.hot_rows import write_hot_rows
+from bpm.adapters.hot_rows import insert_rows, write_hot_rows
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
 
@@ -144,14 +144,17 @@ class ReadOnlyViolation(RuntimeError):
 
 
 def write_appended(session: Session) -> None:
-    """Insert the rows queued with `UnitOfWork.append_row`: one statement per run of rows of the same table."""
+    """Insert the rows queued with `UnitOfWork.append_row`: one statement per run of rows of the same table and
+    columns (an executemany takes its columns from the first row), on PostgreSQL sent on the driver
+    (bpm.adapters.hot_rows.insert_rows)."""
     queued = session.info.pop(APPENDED, None)
     while queued:
-        table = queued[0][0]
+        table, columns = queued[0][0], queued[0][1].keys()
         run = []
-        while queued and queued[0][0] is table:
+        while queued and queued[0][0] is table and queued[0][1].keys() == columns:
             run.append(queued.pop(0)[1])
-        session.execute(table.insert(), run)
+        if not insert_rows(session, table, run):
+            session.execute(table.insert(), run)
 
 
 @event.listens_for(Session, "before_commit")

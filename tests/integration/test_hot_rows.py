@@ -11,11 +11,12 @@ from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 import bpm.adapters.unit_of_work as unit_of_work
-from bpm.adapters.orm import ProcessInstance, Task, Timer
+from bpm.adapters.orm import HistoryEntry, ProcessInstance, Task, Timer
 from bpm.domain.errors import ConcurrencyConflict
 
 EXPENSE = bpmn_fixture("expense_approval.bpmn")
-HOT_WRITES = ("UPDATE process_instances", "INSERT INTO process_instances", "UPDATE tasks", "INSERT INTO tasks")
+HOT_WRITES = ("UPDATE process_instances", "INSERT INTO process_instances", "UPDATE tasks", "INSERT INTO tasks",
+              "INSERT INTO history", "INSERT INTO instance_archive")
 TASK_COLUMNS = ("status", "process_key", "element_id", "name", "assignee", "candidate_groups", "candidate_users",
                 "priority", "form_key", "completed_by", "owner", "delegation_state")
 
@@ -59,19 +60,29 @@ def rows_of(context, business_key: str) -> dict:
             ProcessInstance.business_key == business_key)).one()
         tasks = connection.execute(select(*task_columns).where(Task.business_key == business_key)
                                    .order_by(Task.created_at, Task.element_id)).all()
+        history = connection.execute(
+            select(HistoryEntry.event, HistoryEntry.actor, HistoryEntry.element_id, HistoryEntry.element_name,
+                   HistoryEntry.data["variables"]).join(ProcessInstance, ProcessInstance.id == HistoryEntry.instance_id)
+            .where(ProcessInstance.business_key == business_key).order_by(HistoryEntry.id)).all()
         candidates = connection.execute(text(
             "SELECT c.kind, c.name, c.is_open FROM task_candidates c JOIN tasks t ON t.id = c.task_id "
             "WHERE t.business_key = :key ORDER BY t.created_at, c.kind, c.name"), {"key": business_key}).all()
-    return {"instance": tuple(instance), "tasks": [tuple(row) for row in tasks], "candidates": candidates}
+    return {"instance": tuple(instance), "tasks": [tuple(row) for row in tasks], "candidates": candidates,
+            "history": [tuple(row) for row in history]}
 
 
-def test_a_start_and_a_completion_write_their_instance_and_tasks_outside_sqlalchemy(client, users, statements):
+def test_a_start_and_a_completion_write_their_instance_and_tasks_outside_sqlalchemy(client, users, context,
+                                                                                  statements):
     deploy(client, users["dora"], EXPENSE)
     instance = start(client, users, "HOT-1")
     assert instance["open_tasks"][0]["priority"] == 50
     complete(client, users, instance["open_tasks"][0]["id"])
     assert [sql for sql in statements if sql.startswith(HOT_WRITES)] == []
-    assert any(sql.startswith("INSERT INTO history") for sql in statements)  # the rest still goes through it
+    assert any(sql.startswith("WITH recipients") for sql in statements)  # the other statements still go through it
+    with context.engine.connect() as connection:
+        events = connection.execute(text("SELECT event FROM history WHERE instance_id = :id ORDER BY id"),
+                                    {"id": instance["id"]}).scalars().all()
+    assert events[0] == "instance.started" and "task.completed" in events
 
 
 def test_the_rows_are_those_the_orm_flush_writes(client, users, context, monkeypatch):
@@ -79,12 +90,15 @@ def test_the_rows_are_those_the_orm_flush_writes(client, users, context, monkeyp
     for business_key, hot in (("BY-HOT-ROWS", True), ("BY-FLUSH", False)):
         if not hot:
             monkeypatch.setattr(unit_of_work, "write_hot_rows", lambda _session: None)
+            monkeypatch.setattr(unit_of_work, "insert_rows", lambda _session, _table, _rows: False)
         instance = start(client, users, business_key)
         complete(client, users, instance["open_tasks"][0]["id"])
     by_hot_rows, by_flush = rows_of(context, "BY-HOT-ROWS"), rows_of(context, "BY-FLUSH")
     assert by_hot_rows == by_flush
     assert by_hot_rows["instance"][:2] == ("running", 2)
     assert sorted(row[0] for row in by_hot_rows["tasks"]) == ["completed", "open"]
+    assert [row[1:] for row in by_hot_rows["history"] if row[0] == "task.completed"] == [
+        ("alice", instance["open_tasks"][0]["element_id"], instance["open_tasks"][0]["name"], {"approved": True})]
 
 
 def test_a_stale_version_is_a_conflict_and_nothing_of_the_command_is_written(client, users, context):
@@ -182,3 +196,18 @@ def test_json_values_are_stored_as_the_orm_stores_them(client, users, context, m
         stored[path] = kinds
     assert stored["hot rows"] == stored["flush"]
     assert stored["hot rows"][0] == ("object", False, "7")
+
+
+def test_appended_rows_are_sent_on_the_driver(client, users, context, statements):
+    deploy(client, users["dora"], EXPENSE)
+    instance_id = start(client, users, "APPENDED")["id"]
+    statements.clear()
+    with context.uow() as uow:
+        for event_name in ("note.one", "note.two"):
+            uow.append_row(HistoryEntry.__table__, {"instance_id": instance_id, "at": START, "event": event_name})
+        uow.commit()
+    assert statements == []
+    with context.engine.connect() as connection:
+        assert connection.execute(select(HistoryEntry.event, HistoryEntry.data).where(
+            HistoryEntry.instance_id == instance_id, HistoryEntry.event.like("note.%")).order_by(
+            HistoryEntry.id)).all() == [("note.one", {}), ("note.two", {})]

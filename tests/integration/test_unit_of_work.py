@@ -111,3 +111,22 @@ def test_a_read_only_unit_of_work_on_sqlite_does_not_hold_the_write_lock(context
         assert committed.wait(5), "the command waited for the read-only unit of work"
     writer.join()
     assert groups_named(context, "written-while-reading") == 1
+
+
+def test_appended_rows_keep_each_ones_columns_and_get_the_column_defaults(context, users):
+    from conftest import START
+
+    from bpm.adapters.orm import HistoryEntry
+
+    table = HistoryEntry.__table__
+    with context.uow() as uow:
+        uow.append_row(table, {"instance_id": "i-1", "at": START, "event": "note.one", "actor": "ivan"})
+        uow.append_row(table, {"instance_id": "i-1", "at": START, "event": "note.two", "actor": "ivan"})
+        uow.append_row(table, {"instance_id": "i-1", "at": START, "event": "note.three"})
+        uow.append_row(table, {"instance_id": "i-1", "at": START, "event": "note.four", "data": {"n": 4}})
+        uow.commit()
+    with context.uow() as uow:
+        notes = uow.session.execute(select(HistoryEntry.event, HistoryEntry.actor, HistoryEntry.data)
+                                    .where(HistoryEntry.instance_id == "i-1").order_by(HistoryEntry.id)).all()
+    assert [tuple(note) for note in notes] == [("note.one", "ivan", {}), ("note.two", "ivan", {}),
+                                               ("note.three", None, {}), ("note.four", None, {"n": 4})]
