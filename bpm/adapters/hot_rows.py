@@ -88,11 +88,23 @@ def _writable_connection(session: Session):
     return connection
 
 
+def fetch_on_driver(session: Session, statement: tuple[str, dict[str, Any]],
+                    parameters: dict[str, Any]) -> list[tuple] | None:
+    """Run a statement compiled once with `compiled` on the driver, with these parameters, and return its rows;
+    None (nothing done) where the session is not a writing one on PostgreSQL."""
+    connection = _writable_connection(session)
+    if connection is None:
+        return None
+    text, own_values = statement
+    with _driver(connection) as execute:
+        return execute(text, {**own_values, **parameters}).fetchall()
+
+
 @contextmanager
 def _driver(connection):
-    """`execute(statement, parameters, many=False)` on a psycopg cursor of the connection: the rows it changed."""
+    """`execute(statement, parameters, many=False)` on a psycopg cursor of the connection; returns the cursor."""
     with connection.connection.dbapi_connection.cursor() as cursor:
-        def execute(statement: str, parameters, many: bool = False) -> int:
+        def execute(statement: str, parameters, many: bool = False):
             try:
                 if many:
                     cursor.executemany(statement, parameters)
@@ -100,7 +112,7 @@ def _driver(connection):
                     cursor.execute(statement, parameters)
             except psycopg.Error as error:
                 _raise_as_sqlalchemy_does(connection, cursor, statement, parameters, error)
-            return cursor.rowcount
+            return cursor
 
         yield execute
 
@@ -154,7 +166,7 @@ def _update(execute, state) -> None:
         values["version"] = parameters["version"] = read + 1
         parameters["_version"] = read
         changed = tuple(name for name in changed if name != "version")
-    matched = execute(_update_sql(table, changed, versioned), parameters)
+    matched = execute(_update_sql(table, changed, versioned), parameters).rowcount
     if matched != 1:
         raise StaleDataError(f"UPDATE of {table.name} {values['id']!r} matched {matched} rows, expected 1")
 
@@ -189,7 +201,7 @@ def _default(column) -> Any:
 
 @functools.cache
 def _insert_sql(table: Table, names: tuple[str, ...]) -> str:
-    return _compiled(table.insert().values({name: bindparam(name) for name in names}))
+    return compiled(table.insert().inline().values({name: bindparam(name) for name in names}))[0]
 
 
 @functools.cache
@@ -199,12 +211,14 @@ def _update_sql(table: Table, names: tuple[str, ...], versioned: bool) -> str:
     if versioned:
         assignments["version"] = bindparam("version")
         condition.append(table.c.version == bindparam("_version"))
-    return _compiled(table.update().values(assignments).where(*condition))
+    return compiled(table.update().values(assignments).where(*condition))[0]
 
 
-def _compiled(statement) -> str:
-    """The SQL text SQLAlchemy would send (psycopg's named placeholders), compiled once."""
-    return str(statement.compile(dialect=_DIALECT))
+def compiled(statement) -> tuple[str, dict[str, Any]]:
+    """The SQL text SQLAlchemy would send for a Core statement (psycopg's named placeholders), and the values of
+    the parameters the statement holds itself (literals in it); callers keep both."""
+    result = statement.compile(dialect=_DIALECT)
+    return str(result), {name: value for name, value in result.params.items() if value is not None}
 
 
 _DIALECT = psycopg_dialect.dialect()
