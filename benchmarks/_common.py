@@ -49,6 +49,38 @@ def token_of(username: str) -> str:
 # --- database ----------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def driver_statements(engine):
+    """The statements the engine's connections send through psycopg while the block runs, as (sql, parameters,
+    many): SQLAlchemy's and those the server sends on the driver itself (bpm.adapters.hot_rows), which no
+    SQLAlchemy event sees. The engine's pool is emptied before and after, so every connection used in the block
+    is a new one with a recording cursor."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object, bool]] = []
+
+    def record(dbapi_connection, _record) -> None:
+        class Recording(dbapi_connection.cursor_factory):
+            def execute(self, query, params=None, **options):
+                seen.append((query, params, False))
+                return super().execute(query, params, **options)
+
+            def executemany(self, query, params_seq, **options):
+                params_seq = list(params_seq)
+                seen.append((query, params_seq, True))
+                return super().executemany(query, params_seq, **options)
+
+        dbapi_connection.cursor_factory = Recording
+
+    engine.dispose()
+    event.listen(engine, "connect", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "connect", record)
+        engine.dispose()
+
+
 def libpq_url(sqlalchemy_url: str) -> str:
     """The database of a SQLAlchemy URL (postgresql+psycopg://...) as a URL psycopg connects to."""
     return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -151,20 +151,13 @@ class ServiceLayer:
         return spent[0], spent[1]
 
     def statements_per_instance(self) -> int:
-        """SQL statements the four service calls send (BEGIN/COMMIT not included), counted on one instance."""
-        from sqlalchemy import event
+        """SQL statements the four service calls send (BEGIN/COMMIT not included), counted on one instance at the
+        driver (some are sent on psycopg directly, see bpm.adapters.hot_rows)."""
+        from _common import driver_statements
 
-        statements: list[str] = []
-
-        def count(_conn, _cursor, statement, *_rest):
-            statements.append(statement)
-
-        event.listen(self.context.engine, "before_cursor_execute", count)
-        try:
+        with driver_statements(self.context.engine) as statements:
             self.run_instance()
-        finally:
-            event.remove(self.context.engine, "before_cursor_execute", count)
-        return len([s for s in statements if not s.startswith("SELECT id FROM tasks WHERE instance_id")])
+        return len([sql for sql, *_ in statements if not sql.startswith("SELECT id FROM tasks WHERE instance_id")])
 
     def row_sizes(self) -> tuple[float, int]:
         with self.context.engine.connect() as connection:

@@ -35,10 +35,10 @@ import uuid
 from dataclasses import dataclass, field
 
 import psycopg
-from _common import THREE_APPROVALS, libpq_url, private_database, seed
+from _common import THREE_APPROVALS, driver_statements, libpq_url, private_database, seed
 from engine_vs_server import STEPS_PER_INSTANCE, PureEngine, ServerEngine, ServiceLayer
 from service_cpu import backend_cpu_seconds
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 LOOKUP = "SELECT id FROM tasks WHERE instance_id"  # the benchmark's own next-task lookup, not the server's
 FRESH = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$")
@@ -60,18 +60,20 @@ class Recording:
 
 
 def record_instance(layer: ServiceLayer) -> Recording:
-    """The statements of one instance, step by step, as SQLAlchemy hands them to psycopg."""
+    """The statements of one instance, step by step, as psycopg receives them (SQLAlchemy's and those the server
+    sends on the driver itself)."""
     recording = Recording()
+    with driver_statements(layer.context.engine) as sent:
+        def next_step() -> None:
+            recording.steps.append([])
+            sent.clear()
 
-    def keep(_conn, _cursor, sql, parameters, _context, many):
-        if not sql.startswith(LOOKUP):
-            recording.steps[-1].append(Statement(sql, parameters, many))
+        def keep_step() -> None:
+            recording.steps[-1] = [Statement(sql, parameters, many) for sql, parameters, many in sent
+                                   if not sql.startswith(LOOKUP)]
 
-    event.listen(layer.context.engine, "before_cursor_execute", keep)
-    try:
-        layer.timed_instance(before_call=lambda: recording.steps.append([]))
-    finally:
-        event.remove(layer.context.engine, "before_cursor_execute", keep)
+        layer.timed_instance(before_call=lambda: (keep_step() if recording.steps else None, next_step()))
+        keep_step()
     return recording
 
 

@@ -19,6 +19,9 @@ from harness import RABBITMQ_HOST_URL, require_rabbitmq
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 STATEMENTS_PER_INSTANCE = 21  # start + 3 completions of benchmarks/three_approvals.bpmn (BENCHMARKS.md, ninth round)
+# Its writes alone: the instance's INSERT and 3 UPDATEs, 3 task INSERTs and 3 UPDATEs, 4 history INSERTs. Most are
+# sent on the driver, past SQLAlchemy (bpm.adapters.hot_rows): a count that misses them is below this.
+WRITES_PER_INSTANCE = 14
 STATE_ROW_LIMIT = 5 * 1024  # issue 7's target for the 3-approval process
 
 
@@ -47,7 +50,7 @@ def test_engine_vs_server_reports_every_path_the_statements_and_the_state_row(se
         [row] = table_rows(output, path)
         assert float(row[1]) > 0, f"{path}: no steps measured"
     statements = re.search(r"SQL statements per instance .*\(b\) (\d+)", output)
-    assert statements and int(statements.group(1)) <= STATEMENTS_PER_INSTANCE, output[-1500:]
+    assert statements and WRITES_PER_INSTANCE <= int(statements.group(1)) <= STATEMENTS_PER_INSTANCE, output[-1500:]
     state = re.search(r"process_instances.state_json: average (\d+), max (\d+)", output)
     assert state and 0 < int(state.group(2)) <= STATE_ROW_LIMIT
 
@@ -76,7 +79,7 @@ def test_cost_growth_runs_every_process_shape_through_the_engine_and_the_service
 def test_sql_floor_replays_the_statements_of_the_service_layer(services):
     output = run_benchmark("sql_floor.py", "--rounds", "1", "--instances", "3")
     recorded = re.search(r"statements per instance: (\d+) ", output)
-    assert recorded and int(recorded.group(1)) <= STATEMENTS_PER_INSTANCE, output[-1500:]
+    assert recorded and WRITES_PER_INSTANCE <= int(recorded.group(1)) <= STATEMENTS_PER_INSTANCE, output[-1500:]
     for path in ("(sql) its statements", "(sql-sa)", "(sql-pipe)", "(sql-1rt)"):
         [row] = table_rows(output, path)
         assert float(row[1]) > 0, f"{path}: {row}"
