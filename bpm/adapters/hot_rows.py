@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -88,16 +89,14 @@ def _writable_connection(session: Session):
     return connection
 
 
-def fetch_on_driver(session: Session, statement: tuple[str, dict[str, Any]],
-                    parameters: dict[str, Any]) -> list[tuple] | None:
-    """Run a statement compiled once with `compiled` on the driver, with these parameters, and return its rows;
-    None (nothing done) where the session is not a writing one on PostgreSQL."""
+def fetch_on_driver(session: Session, statement: DriverStatement, values: dict[str, Any]) -> list[tuple] | None:
+    """Run a statement compiled with `compiled` on the driver, with these values, and return its rows; None
+    (nothing done) where the session is not a writing one on PostgreSQL."""
     connection = _writable_connection(session)
     if connection is None:
         return None
-    text, own_values = statement
     with _driver(connection) as execute:
-        return execute(text, {**own_values, **parameters}).fetchall()
+        return execute(statement.text, statement.parameters(values)).fetchall()
 
 
 @contextmanager
@@ -201,7 +200,7 @@ def _default(column) -> Any:
 
 @functools.cache
 def _insert_sql(table: Table, names: tuple[str, ...]) -> str:
-    return compiled(table.insert().inline().values({name: bindparam(name) for name in names}))[0]
+    return compiled(table.insert().inline().values({name: bindparam(name) for name in names})).text
 
 
 @functools.cache
@@ -211,14 +210,58 @@ def _update_sql(table: Table, names: tuple[str, ...], versioned: bool) -> str:
     if versioned:
         assignments["version"] = bindparam("version")
         condition.append(table.c.version == bindparam("_version"))
-    return compiled(table.update().values(assignments).where(*condition))[0]
+    return compiled(table.update().values(assignments).where(*condition)).text
 
 
-def compiled(statement) -> tuple[str, dict[str, Any]]:
-    """The SQL text SQLAlchemy would send for a Core statement (psycopg's named placeholders), and the values of
-    the parameters the statement holds itself (literals in it); callers keep both."""
-    result = statement.compile(dialect=_DIALECT)
-    return str(result), {name: value for name, value in result.params.items() if value is not None}
+@dataclass(frozen=True)
+class DriverStatement:
+    """SQL text as SQLAlchemy would send it (psycopg's named placeholders), with what it needs besides the caller's
+    values: the values of the parameters the statement holds itself (literals), and for each expanded list
+    parameter, which of its values each placeholder takes."""
+
+    text: str
+    own_values: dict[str, Any]
+    list_slots: dict[str, tuple[str, int]]
+
+    def parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        bound = {**self.own_values, **values}
+        for placeholder, (name, index) in self.list_slots.items():
+            bound[placeholder] = values[name][index]
+        return bound
+
+
+def compiled(statement, list_lengths: dict[str, int] | None = None) -> DriverStatement:
+    """Compile a Core statement for the driver. Its expanding parameters (`bindparam(..., expanding=True)`) are
+    compiled for the number of values given in `list_lengths`, so the text is the one SQLAlchemy sends for lists
+    of those lengths and keeps PostgreSQL's cached plan (an array parameter instead is planned anew at each
+    execution). Callers keep the result per shape."""
+    if not list_lengths:
+        result = statement.compile(dialect=_DIALECT)
+        return DriverStatement(str(result), {name: value for name, value in result.params.items()
+                                             if value is not None}, {})
+    # Expanding needs values: each list gets markers naming its slots, every other parameter the caller binds
+    # gets a marker too (its placeholder keeps its name).
+    plain = statement.compile(dialect=_DIALECT)
+    samples = {name: _slot_marker(name, -1) for name, value in plain.params.items() if value is None}
+    samples.update({name: [_slot_marker(name, index) for index in range(length)]
+                    for name, length in list_lengths.items()})
+    expanded = plain.construct_expanded_state(samples)
+    slots, own = {}, {}
+    for placeholder, value in expanded.parameters.items():
+        if isinstance(value, str) and value.startswith(_MARKER):
+            name, index = value[len(_MARKER):].rsplit(":", 1)
+            if int(index) >= 0:
+                slots[placeholder] = (name, int(index))
+        elif value is not None:
+            own[placeholder] = value
+    return DriverStatement(expanded.statement, own, slots)
+
+
+_MARKER = "\x00slot:"
+
+
+def _slot_marker(name: str, index: int) -> str:
+    return f"{_MARKER}{name}:{index}"
 
 
 _DIALECT = psycopg_dialect.dialect()

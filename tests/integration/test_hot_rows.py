@@ -216,3 +216,25 @@ def test_appended_rows_are_sent_on_the_driver(client, users, context, statements
         assert connection.execute(select(HistoryEntry.event, HistoryEntry.data).where(
             HistoryEntry.instance_id == instance_id, HistoryEntry.event.like("note.%")).order_by(
             HistoryEntry.id)).all() == [("note.one", {}), ("note.two", {})]
+
+
+@pytest.mark.parametrize("names", [([], ["finance"]), (["eve", "nobody"], ["finance", "directors"]), ([], [])])
+def test_a_statement_compiled_for_the_driver_is_the_one_sqlalchemy_sends(context, users, statements, names):
+    """A new task's recipients (and their in-app rows) found on the driver: the same text as SQLAlchemy's for lists
+    of those lengths, so PostgreSQL keeps one cached plan per shape, and the same recipients."""
+    from bpm.adapters import hot_rows
+    from bpm.services.notifications import _notify_named_sql, _notify_named_statement
+
+    user_names, groups = names
+    values = {"users": user_names, "groups": groups, "title_en": "t", "title_zh": "t", "body": "b", "link": None,
+              "created_at": START}
+    with context.uow() as uow:
+        by_sqlalchemy = [tuple(row) for row in uow.session.execute(_notify_named_statement(), values)]
+        sent = statements[-1]
+        on_driver = _notify_named_sql(len(user_names), len(groups))
+        assert hot_rows.fetch_on_driver(uow.session, on_driver, values) == by_sqlalchemy
+        uow.commit()
+    assert " ".join(on_driver.text.split()) == sent
+    expected = sorted({"eve", "nobody", "bob", "carol"} & set(user_names + ["bob"] * ("finance" in groups)
+                                                              + ["carol"] * ("directors" in groups)))
+    assert [row[0] for row in by_sqlalchemy] == expected
