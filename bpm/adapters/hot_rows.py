@@ -37,8 +37,10 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bpm.adapters.db import READ_ONLY, WROTE
 from bpm.adapters.orm import ProcessInstance, Task
+from bpm.adapters.orm_approvals import ApprovalRecord
 
-HOT_MODELS = (ProcessInstance, Task)  # in the order they are written: a task refers to its instance
+# In the order they are written: a task refers to its instance, an approver's decision to its task.
+HOT_MODELS = (ProcessInstance, Task, ApprovalRecord)
 
 
 def write_hot_rows(session: Session) -> None:
@@ -144,10 +146,13 @@ def _insert(execute, state) -> None:
             values[column.key] = _default(column)
     if state.mapper.version_id_col is not None and values.get("version") is None:
         values["version"] = 1  # the ORM's first version
-    names, json = _insert_columns(table), _json_columns(table)
+    generated = _generated_key(table, values)
+    names, json = _insert_columns(table, generated), _json_columns(table)
     # as the ORM: a JSON attribute set to None is JSON null, one never set is SQL NULL
-    execute(_insert_sql(table, names), {name: Jsonb(values[name]) if name in json and name in values
-                                               else values.get(name) for name in names})
+    inserted = execute(_insert_sql(table, names, generated), {
+        name: Jsonb(values[name]) if name in json and name in values else values.get(name) for name in names})
+    if generated is not None:
+        values[generated] = inserted.fetchone()[0]  # the key the database gave the row
 
 
 def _update(execute, state) -> None:
@@ -175,10 +180,16 @@ def _json_columns(table: Table) -> frozenset[str]:
     return frozenset(column.key for column in table.columns if isinstance(column.type, JSON))
 
 
+def _generated_key(table: Table, values: dict[str, Any]) -> str | None:
+    """The autoincremented primary key when the new row has no value for it (the database gives it one)."""
+    column = table.autoincrement_column
+    return column.key if column is not None and values.get(column.key) is None else None
+
+
 @functools.cache
-def _insert_columns(table: Table) -> tuple[str, ...]:
-    """Every column but an autoincremented primary key (the hot tables have string keys)."""
-    return tuple(column.key for column in table.columns)
+def _insert_columns(table: Table, generated: str | None) -> tuple[str, ...]:
+    """Every column but a key the database generates."""
+    return tuple(column.key for column in table.columns if column.key != generated)
 
 
 @functools.cache
@@ -199,8 +210,9 @@ def _default(column) -> Any:
 
 
 @functools.cache
-def _insert_sql(table: Table, names: tuple[str, ...]) -> str:
-    return compiled(table.insert().inline().values({name: bindparam(name) for name in names})).text
+def _insert_sql(table: Table, names: tuple[str, ...], generated: str | None = None) -> str:
+    statement = table.insert().inline().values({name: bindparam(name) for name in names})
+    return compiled(statement.returning(table.c[generated]) if generated else statement).text
 
 
 @functools.cache

@@ -238,3 +238,22 @@ def test_a_statement_compiled_for_the_driver_is_the_one_sqlalchemy_sends(context
     expected = sorted({"eve", "nobody", "bob", "carol"} & set(user_names + ["bob"] * ("finance" in groups)
                                                               + ["carol"] * ("directors" in groups)))
     assert [row[0] for row in by_sqlalchemy] == expected
+
+
+def test_an_approvers_decision_is_written_on_the_driver_with_the_key_the_database_gives(
+        client, users, context, statements):
+    deploy(client, users["dora"], EXPENSE)
+    instance = start(client, users, "APPROVED")
+    statements.clear()
+    response = client.post(f"/api/v1/tasks/{instance['open_tasks'][0]['id']}/approve", headers=users["alice"],
+                           json={"opinion": "fine"})
+    assert response.status_code == 200, response.json
+    assert [sql for sql in statements if sql.startswith(("INSERT INTO approval_records", *HOT_WRITES))] == []
+    with context.engine.connect() as connection:
+        records = connection.execute(text("SELECT id, actor, outcome, opinion FROM approval_records "
+                                          "WHERE instance_id = :id"), {"id": instance["id"]}).all()
+    assert [tuple(record)[1:] for record in records] == [("alice", "approved", "fine")] and records[0][0] > 0
+    from bpm.services.approvals import approval_trail
+
+    with context.uow() as uow:
+        assert [(step["actor"], step["opinion"]) for step in approval_trail(uow, instance["id"])] == [("alice", "fine")]
