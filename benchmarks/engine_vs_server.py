@@ -11,7 +11,7 @@ Each round measures, one after the other (so machine noise hits all of them alik
        transaction, with handlers, history and projection (the next task id is looked up outside the timing);
   (b0) the same with the main service-layer optimisations of BENCHMARKS.md switched off in-process (class
        Baseline: which ones, there);
-  (b1) the same with only the latest round's service-layer changes switched off (engine changes stay on);
+  (b1) the same with only the latest rounds' service-layer changes switched off (engine changes stay on);
   (c)  the same over HTTP through gunicorn (`bpm serve --workers 2` with a broker URL, so no embedded threads),
        4 client threads in a separate process; each client finds its next task through the approver's inbox
        (GET /tasks?business_key=...), so (c) includes 2 inbox reads per instance.
@@ -169,7 +169,9 @@ class ServiceLayer:
 class Baseline:
     """Switches service-layer optimisations off in-process, to measure the code as it was before them.
 
-    level "previous" (row b1): the latest (sixth) round's service-layer changes off: a new task's recipients are
+    level "previous" (row b1): the latest rounds' service-layer changes off. The eleventh round's: the command's
+    instances, tasks, approval records, history rows and recipients statement go through SQLAlchemy (the ORM's
+    flush, Core) instead of psycopg directly (bpm.adapters.hot_rows). The sixth round's: a new task's recipients are
     read, then their in-app rows inserted (two statements, not one); the webhook subscriptions are read by every
     command (not skipped when the command's first query says none is active); a completion always reads the
     projection's existing rows (not skipped when its load says the task is all there is); every checkout pings
@@ -182,10 +184,12 @@ class Baseline:
     """
 
     def __init__(self, level: str = "original", engine=None):
+        from bpm.adapters import hot_rows, unit_of_work
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
         self.level, self.engine = level, engine
+        self.saved_driver = (unit_of_work.write_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver)
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
                       tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
                       webhooks.note_any_active, notifications.notify_named, projection.known_existing)
@@ -193,11 +197,15 @@ class Baseline:
     def __enter__(self):
         from sqlalchemy import event, select
 
+        from bpm.adapters import hot_rows, unit_of_work
         from bpm.adapters.orm import HistoryEntry
         from bpm.adapters.orm_integrations import WebhookSubscription
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
+        unit_of_work.write_hot_rows = lambda session: None
+        unit_of_work.insert_rows = lambda session, table, rows: False
+        hot_rows.fetch_on_driver = lambda session, statement, values: None
         webhooks.note_any_active = lambda uow, any_active: None
         projection.known_existing = lambda row, open_task_id: None
         notifications.notify_named = lambda uow, reason, facts, users, groups: notifications.notify(
@@ -220,11 +228,13 @@ class Baseline:
     def __exit__(self, *exc):
         from sqlalchemy import event
 
+        from bpm.adapters import hot_rows, unit_of_work
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
         if self.engine is not None:
             event.remove(self.engine, "checkout", self._ping)
+        unit_of_work.write_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver = self.saved_driver
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
          tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
          webhooks.note_any_active, notifications.notify_named, projection.known_existing) = self.saved
@@ -349,7 +359,7 @@ def report(results, pure_sizes, ours_sizes, row_sizes, args) -> None:
     print("|---|---|---|---|")
     labels = {"a": "(a) pure SpiffWorkflow, full JSON", "a2": "(a2) bpm.engine, instance-only JSON",
               "b0": "(b0) service layer, main optimisations off",
-              "b1": "(b1) service layer, latest round off", "b": "(b) service layer + PostgreSQL",
+              "b1": "(b1) service layer, latest rounds off", "b": "(b) service layer + PostgreSQL",
               "c": f"(c) HTTP, gunicorn, {args.http_clients} clients"}
     for key, label in labels.items():
         if key in median:
