@@ -1,12 +1,16 @@
-"""PostgreSQL: a command's instances and tasks written by statements built once, on the driver's cursor.
+"""PostgreSQL: a command's own rows written by statements compiled once, on the transaction's psycopg connection.
 
-Every command writes the same few rows: its instance (state, version, status) and the tasks it completes and
-creates. Through the ORM's flush each of them costs the unit of work's bookkeeping plus SQLAlchemy's statement
-execution around the driver call, about as much CPU again as psycopg and PostgreSQL take for the statement. This
-module writes them before the flush: one INSERT per new row and one UPDATE of the changed columns per changed row,
-their SQL text built once per table and set of columns, sent with psycopg on the transaction's own connection.
-The rows are then marked as written, as the flush would have: the flush that follows only writes the other
-rows of the command (signers, timers, ...), after these, so rows that refer to a task or an instance find it.
+Every command writes the same few rows: its instance (state, version, status), the tasks it completes and
+creates, an approver's decision record, its history rows, and a new task's recipients with their in-app rows.
+Through the ORM's flush and SQLAlchemy's execution layer each of them costs the unit of work's bookkeeping and
+an execution context around the driver call, about as much CPU again as psycopg and PostgreSQL take for the
+statement. Here they are sent on the driver directly, as the SQL text SQLAlchemy itself compiles for them (so
+PostgreSQL sees the same prepared statements):
+- `write_hot_rows`, at commit before the flush: one INSERT per new row and one UPDATE of the changed columns per
+  changed row of the HOT_MODELS, then the objects are marked as written; the flush that follows only writes the
+  command's other rows (signers, timers, ...), after these, so rows that refer to a task or an instance find it;
+- `insert_rows`: appended rows (bpm.adapters.unit_of_work.write_appended), one executemany per run;
+- `fetch_on_driver`: a statement compiled once per shape with `compiled` (the recipients statement).
 
 Semantics kept from the flush:
 - the instance's version check (`version_id_col`): the UPDATE names the version read, sets the next one, and a row
@@ -44,7 +48,7 @@ HOT_MODELS = (ProcessInstance, Task, ApprovalRecord)
 
 
 def write_hot_rows(session: Session) -> None:
-    """Write the session's new and changed instances and tasks (PostgreSQL), and mark them written."""
+    """Write the session's new and changed rows of the HOT_MODELS (PostgreSQL), and mark them written."""
     new = [state_of(row) for row in session.new if type(row) in HOT_MODELS]
     changed = [state for state in map(state_of, session.dirty) if state.class_ in HOT_MODELS and _read_whole(state)]
     if not (new or changed) or any(type(row) in HOT_MODELS for row in session.deleted):
