@@ -7,12 +7,13 @@ The BPMN routes on the variables set here: `approved`, `outcome`, `opinion` and 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bpm import engine
 from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, User
@@ -180,11 +181,26 @@ def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, 
 
 def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None) -> list[dict[str, Any]]:
     """The `approvals` variable: every decision on this instance, oldest first; `added`: this command's own
-    decision, not written yet, which is the newest."""
-    rows = uow.session.scalars(select(ApprovalRecord).where(ApprovalRecord.instance_id == instance_id)
-                               .order_by(ApprovalRecord.id))
-    return [{"step": r.element_id, "step_name": r.step, "actor": r.actor, "outcome": r.outcome,
-             "opinion": r.opinion, "role": r.role, "at": utc(r.at).isoformat()} for r in _with_unwritten(rows, added)]
+    decision, the newest, which is read back only if the command flushed it already."""
+    rows = uow.session.execute(_trail_query(), {"instance_id": instance_id}).all()
+    trail = [_trail_entry(*row[1:]) for row in rows]
+    if added is not None and (added.id is None or added.id not in {row[0] for row in rows}):
+        trail.append(_trail_entry(added.element_id, added.step, added.actor, added.outcome, added.opinion,
+                                  added.role, added.at))
+    return trail
+
+
+@functools.cache
+def _trail_query():
+    """Built once, and read as columns, not objects: it runs for every approve and reject."""
+    r = ApprovalRecord
+    return (select(r.id, r.element_id, r.step, r.actor, r.outcome, r.opinion, r.role, r.at)
+            .where(r.instance_id == bindparam("instance_id")).order_by(r.id))
+
+
+def _trail_entry(step, step_name, actor, outcome, opinion, role, at) -> dict[str, Any]:
+    return {"step": step, "step_name": step_name, "actor": actor, "outcome": outcome, "opinion": opinion,
+            "role": role, "at": utc(at).isoformat()}
 
 
 def _with_unwritten(rows, added: ApprovalRecord | None) -> list[ApprovalRecord]:

@@ -228,3 +228,20 @@ def test_task_detail_lists_the_callers_actions(client, users):
     act(client, users["alice"], review["id"], "delegate", to="carol")
     assert "resolve" in actions("carol") and "approve" not in actions("carol")
     assert "approve" not in actions("alice")
+
+
+def test_the_trail_holds_this_commands_decision_once_whether_or_not_it_was_written_yet(client, users, context):
+    from bpm.adapters.orm import Task
+    from bpm.services.approvals import _add_record, approval_trail
+
+    deployed(client, users)
+    instance_id, review = submitted(client, users)
+    with context.uow() as uow:
+        task = uow.session.get(Task, review["id"])
+        added = _add_record(uow, task, "alice", "approved", "fine", "assignee")
+        unwritten = approval_trail(uow, instance_id, added)
+        uow.flush()  # now the record is read back with the others
+        written = approval_trail(uow, instance_id, added)
+    expected = [("submit", "eve", "please"), ("review", "alice", "fine")]
+    for trail in (unwritten, written):
+        assert [(entry["step"], entry["actor"], entry["opinion"]) for entry in trail] == expected
