@@ -127,6 +127,9 @@ def _deliver(uow: UnitOfWork, instance_id: str, name: str, variables: dict[str, 
         return False
     definition = uow.session.get(ProcessDefinition, instance.definition_id)
     workflow = definitions.runtime_for(definition, _scripts_allowed(uow)).restore(instance.state_json)
+    if not any(waiting.name == name for waiting in engine.waiting_messages(workflow)):
+        # Its subscription was read before a concurrent delivery committed: it no longer waits (not a failure).
+        return False
     with engine.clock_context(uow.clock.now):
         try:
             elements = engine.send_message(workflow, name, variables)

@@ -117,6 +117,26 @@ def test_concurrent_deliveries_of_one_message_resume_the_instance_once(app, user
     assert sum(h["event"] == "task.created" for h in history) == 1
 
 
+def test_a_subscription_read_before_a_concurrent_delivery_committed_finds_the_instance_no_longer_waiting(
+        client, users, deployed, context):
+    """The race of the test above, made certain: the instance's subscription was read, then another delivery
+    committed. Delivering finds the instance no longer waiting for the message: not delivered (so 404 when no
+    other instance waits), not a failure of the process (422)."""
+    from bpm.adapters.orm import ProcessInstance
+    from bpm.services import messages
+
+    target = start_order(client, users, "STALE")
+    assert send(client, users["ivan"], name="payment_received", business_key="STALE").status_code == 200
+    with context.uow() as uow:
+        version = uow.session.get(ProcessInstance, target).version
+        assert messages._deliver(uow, target, "payment_received", {}, "ivan") is False
+        assert not uow.session.dirty and not uow.session.new
+    with context.uow() as uow:
+        assert uow.session.get(ProcessInstance, target).version == version
+    history = client.get(f"/api/v1/process-instances/{target}/history", headers=users["admin"]).json
+    assert sum(h["event"] == "message.received" for h in history) == 1
+
+
 # --- messages thrown by a process: two pools of one deployment talk to each other ------------------------------
 
 POOLS = bpmn_fixture("pools_exchange.bpmn")
