@@ -181,21 +181,19 @@ def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, 
 
 def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None) -> list[dict[str, Any]]:
     """The `approvals` variable: every decision on this instance, oldest first; `added`: this command's own
-    decision, the newest, which is read back only if the command flushed it already."""
+    decision, which is the newest."""
     rows = uow.session.execute(_trail_query(), {"instance_id": instance_id}).all()
-    trail = [_trail_entry(*row[1:]) for row in rows]
-    if added is not None and (added.id is None or added.id not in {row[0] for row in rows}):
-        trail.append(_trail_entry(added.element_id, added.step, added.actor, added.outcome, added.opinion,
-                                  added.role, added.at))
-    return trail
+    return [_trail_entry(*row[1:]) for row in _with_unwritten(rows, added, TRAIL_COLUMNS)]
+
+
+TRAIL_COLUMNS = ("id", "element_id", "step", "actor", "outcome", "opinion", "role", "at")
 
 
 @functools.cache
 def _trail_query():
     """Built once, and read as columns, not objects: it runs for every approve and reject."""
-    r = ApprovalRecord
-    return (select(r.id, r.element_id, r.step, r.actor, r.outcome, r.opinion, r.role, r.at)
-            .where(r.instance_id == bindparam("instance_id")).order_by(r.id))
+    return (select(*(getattr(ApprovalRecord, column) for column in TRAIL_COLUMNS))
+            .where(ApprovalRecord.instance_id == bindparam("instance_id")).order_by(ApprovalRecord.id))
 
 
 def _trail_entry(step, step_name, actor, outcome, opinion, role, at) -> dict[str, Any]:
@@ -203,10 +201,13 @@ def _trail_entry(step, step_name, actor, outcome, opinion, role, at) -> dict[str
             "role": role, "at": utc(at).isoformat()}
 
 
-def _with_unwritten(rows, added: ApprovalRecord | None) -> list[ApprovalRecord]:
-    """Records read back, then this command's own record when it is not written yet (see `_add_record`)."""
+def _with_unwritten(rows, added: ApprovalRecord | None, columns: tuple[str, ...]) -> list[tuple]:
+    """Records read back as `columns` (the id first), then this command's own record as the same columns when it
+    is not among them: not written yet (see `_add_record`)."""
     rows = list(rows)
-    return rows + [added] if added is not None and added not in rows else rows
+    if added is None or (added.id is not None and any(row[0] == added.id for row in rows)):
+        return rows
+    return [*rows, tuple(getattr(added, column) for column in columns)]
 
 
 def _history(uow, task: Task, event: str, actor: str, **data) -> None:
@@ -230,8 +231,9 @@ def _countersign_variables(uow, task, definition, workflow, added: ApprovalRecor
     if group is None:
         return {}
     counted = added if added is not None and added.task_id in group.sibling_ids and added.role != "signer" else None
-    votes = [r.outcome for r in _with_unwritten(uow.session.scalars(select(ApprovalRecord).where(
-        ApprovalRecord.task_id.in_(group.sibling_ids), ApprovalRecord.role != "signer")), counted)]
+    rows = uow.session.execute(select(ApprovalRecord.id, ApprovalRecord.outcome).where(
+        ApprovalRecord.task_id.in_(group.sibling_ids), ApprovalRecord.role != "signer"))
+    votes = [outcome for _id, outcome in _with_unwritten(rows, counted, ("id", "outcome"))]
     result = countersign_result(mode, votes, group.total, _properties(definition, task.element_id))
     engine.end_multi_instance_when_decided(workflow, task.id)
     if result is None:
