@@ -14,9 +14,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # Web UI: front-end packages from npm copied into api/web/static/vendor/, and the compiled message catalogs.
+# IBM_TELEMETRY_DISABLED: the chart library's @carbon packages would otherwise start a usage-telemetry process.
 WEB_STAMP := api/web/static/vendor/.built
 $(WEB_STAMP): api/web/package.json api/web/package-lock.json api/web/build-vendor.mjs
-	cd api/web && npm ci --no-audit --no-fund --loglevel=error && node build-vendor.mjs
+	cd api/web && IBM_TELEMETRY_DISABLED=true npm ci --no-audit --no-fund --loglevel=error && node build-vendor.mjs
 	touch $(WEB_STAMP)
 
 setup: $(STAMP) $(WEB_STAMP)
