@@ -47,6 +47,13 @@ def create_app(settings: Settings | None = None, clock=None, start_background: b
     return app
 
 
+def served_app() -> Flask:
+    """The application of `bpm serve`, built in each HTTP worker process from the environment; in the embedded
+    mode (no broker) with the in-process worker and scheduler."""
+    settings = Settings.from_env()
+    return create_app(settings, start_background=settings.embedded)
+
+
 def _discover(package_name: str):
     package = importlib.import_module(package_name)
     for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the API server (embedded worker when no broker is set)")
     serve.add_argument("--seed-demo", action="store_true", help="create demo users, tokens and data")
-    serve.add_argument("--workers", type=int, default=None, help="gunicorn worker processes")
+    serve.add_argument("--workers", type=int, default=None, help="HTTP worker processes")
     serve.set_defaults(handler=_serve)
 
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(handler=_migrate)
@@ -175,28 +175,35 @@ def _serve(args) -> int:
     print(f"serving on http://{settings.host}:{settings.port}  (API docs: /api/docs, "
           f"{'embedded worker and scheduler' if settings.embedded else 'broker ' + settings.broker_url})",
           flush=True)
-    return _gunicorn(settings, workers)
+    return _http_server(settings, workers)
 
 
-def _gunicorn(settings: Settings, workers: int) -> int:
-    from gunicorn.app.base import BaseApplication
+def _http_server(settings: Settings, workers: int) -> int:
+    """Granian (HTTP in Rust, the WSGI application on a pool of Python threads per worker process): a request
+    costs a fraction of the CPU of a pure-Python server's (BENCHMARKS.md, "The HTTP server"). Each worker
+    process builds the application from the environment (`api:served_app`)."""
+    from granian import Granian
+    from granian.constants import Interfaces
 
-    from api import create_app
-
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", int(os.environ.get("BPM_WEB_THREADS", "8" if settings.embedded else "4")))
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", os.environ.get("BPM_ACCESS_LOG") or None)
-            self.cfg.set("timeout", 60)
-
-        def load(self):
-            return create_app(settings, start_background=settings.embedded)
-
-    Server().run()
+    threads = int(os.environ.get("BPM_WEB_THREADS", "8" if settings.embedded else "4"))
+    access_log = os.environ.get("BPM_ACCESS_LOG")
+    Granian("api:served_app", factory=True, interface=Interfaces.WSGI, websockets=False, address=settings.host,
+            port=settings.port, workers=workers, blocking_threads=threads, respawn_failed_workers=True,
+            workers_kill_timeout=30,
+            log_access=bool(access_log), log_dictconfig=_access_log_config(access_log) if access_log else None).serve()
     return 0
+
+
+def _access_log_config(path: str) -> dict:
+    """Granian's logging with the access log written to `path` ("-": standard output)."""
+    handler = ({"class": "logging.StreamHandler", "stream": "ext://sys.stdout"} if path == "-"
+               else {"class": "logging.FileHandler", "filename": path})
+    return {
+        "handlers": {"console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+                     "access": {"formatter": "access", **handler}},
+        "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+                    "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False}},
+    }
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared plumbing of the performance benchmarks: a private PostgreSQL database, seeded approvers, gunicorn
+"""Shared plumbing of the performance benchmarks: a private PostgreSQL database, seeded approvers, the HTTP server
 servers, Celery workers and an HTTP load generator that runs in its own processes.
 
 Every benchmark creates its own database (dropped at the end) and stops every process it started, by pid.
@@ -154,7 +154,7 @@ class Server:
     kind: str = "api"
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers (or Celery pool processes): children of the master."""
+        """The HTTP workers of `bpm serve` (or Celery pool processes): children of the main process."""
         return _children(self.process.pid)
 
     def stop(self) -> None:
@@ -172,7 +172,7 @@ def _children(pid: int) -> list[int]:
 
 
 def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group we created for this child (its own gunicorn/celery children included)."""
+    """SIGTERM to the process group we created for this child (its HTTP workers and Celery pool included)."""
     if process.poll() is not None:
         return
     try:
@@ -193,7 +193,7 @@ def server_env(url: str, port: int, var_dir: str, root: Path = ROOT) -> dict[str
 
 
 def start_api(url: str, workers: int, log_dir: Path, root: Path = ROOT) -> Server:
-    """`bpm serve` with a broker URL: gunicorn with the shipped configuration, no embedded background threads.
+    """`bpm serve` with a broker URL: granian with the shipped configuration, no embedded background threads.
     `root`: the checkout whose code it runs (another one for an A/B against older code)."""
     port = free_port()
     log = log_dir / f"api-{port}.log"
@@ -257,7 +257,8 @@ def postgres_pids() -> list[int]:
 
 
 def cpu_by_process(servers: list[Server]) -> dict[str, dict[int, float]]:
-    """CPU used so far by each of our server processes (masters, gunicorn and Celery children) and PostgreSQL's."""
+    """CPU used so far by each of our server processes (main processes, HTTP workers, Celery
+    pool processes) and PostgreSQL's."""
     ours = [pid for server in servers for pid in (server.process.pid, *server.worker_pids())]
     return {"server": {pid: cpu_seconds([pid]) for pid in ours},
             "postgres": {pid: cpu_seconds([pid]) for pid in postgres_pids()}}

@@ -5,7 +5,7 @@
         [--decide complete|approve]
 
 The CPU speed of this virtual machine drifts by tens of percent within minutes, so two throughput runs taken one
-after the other cannot resolve a 10 % change. This script starts both servers at once (`bpm serve`, 4 gunicorn
+after the other cannot resolve a 10 % change. This script starts both servers at once (`bpm serve`, 4 HTTP
 workers each, each on its own database migrated and seeded by its own code), then loads them in turn, slice by
 slice (the order alternates), with the clients of benchmarks/throughput.py: each slice of one side has a slice
 of the other right next to it. Reports, per side, the median over slices of instances/s and of the CPU each
@@ -91,7 +91,7 @@ def main() -> None:
 
 def report(slices: dict[str, list[dict[str, float]]], args) -> None:
     print(f"\n{args.slices} slices of {args.seconds:.0f} s per side, {args.clients} clients, "
-          f"{args.api_workers} gunicorn workers per server, tasks decided with {args.decide}")
+          f"{args.api_workers} HTTP workers per server, tasks decided with {args.decide}")
     print("| side | instances/s | CPU ms per instance: server / PostgreSQL / clients |")
     print("|---|---|---|")
     for side in ("old", "new"):

@@ -1,4 +1,4 @@
-"""Where the CPU of a step goes, by library: sample the service layer (or a gunicorn worker) with py-spy.
+"""Where the CPU of a step goes, by library: sample the service layer (or an HTTP worker of `bpm serve`) with py-spy.
 
     .venv/bin/pip install py-spy   # profiling only; not a project dependency
     .venv/bin/python benchmarks/cpu_by_library.py [--seconds 15] [--http] [--clients 4]
@@ -6,7 +6,7 @@
 Default: a child process runs row (b) of benchmarks/engine_vs_server.py (start + 3 completions of the
 3-approval process, each its own transaction on PostgreSQL, plus the benchmark's own lookup of the next task id)
 in a loop, and py-spy records it with `--gil` (only samples of the thread holding the GIL: Python CPU, not
-waiting for the database). With --http, the one gunicorn worker of `bpm serve --workers 1` is recorded instead,
+waiting for the database). With --http, the one HTTP worker of `bpm serve --workers 1` is recorded instead,
 while the load generator of benchmarks/throughput.py runs.
 Each sample is counted once, by the library of its innermost frame (the engine, SQLAlchemy's ORM, its statement
 layer, its execution layer, psycopg, the web framework, the project's own code ...), and the samples inside
@@ -33,8 +33,8 @@ LIBRARIES = (  # (label, substrings of the frame's file path), first match wins
     ("SQLAlchemy execution (engine/, pool/, event/)", ("sqlalchemy/engine/", "sqlalchemy/pool/", "sqlalchemy/event/")),
     ("SQLAlchemy other", ("sqlalchemy/",)),
     ("psycopg", ("psycopg",)),
-    ("web framework (gunicorn, Flask, werkzeug, flask-smorest, webargs, marshmallow)",
-     ("gunicorn/", "flask/", "werkzeug/", "flask_smorest/", "webargs/", "marshmallow/", "flask_babel/")),
+    ("web framework (granian, Flask, werkzeug, flask-smorest, webargs, marshmallow)",
+     ("granian/", "flask/", "werkzeug/", "flask_smorest/", "webargs/", "marshmallow/", "flask_babel/")),
     ("json", ("json/",)),
     ("project code (bpm/, api/)", ("bpm/", "api/")),
 )
@@ -43,7 +43,7 @@ LIBRARIES = (  # (label, substrings of the frame's file path), first match wins
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--http", action="store_true", help="sample a gunicorn worker under HTTP load instead")
+    parser.add_argument("--http", action="store_true", help="sample an HTTP worker under HTTP load instead")
     parser.add_argument("--clients", type=int, default=4, help="with --http: concurrent clients")
     args = parser.parse_args()
     samples = Path(tempfile.mkdtemp(prefix="bpm-py-spy-")) / "samples.txt"
@@ -98,7 +98,7 @@ def sample_http_worker(url: str, seconds: float, clients: int, output: Path) -> 
         spy.wait()
     finally:
         api.stop()
-    return (f"gunicorn worker: {load.completed} instances by {clients} clients, {len(load.errors)} errors; "
+    return (f"HTTP worker: {load.completed} instances by {clients} clients, {len(load.errors)} errors; "
             f"samples in {output}")
 
 

@@ -12,7 +12,8 @@ Each round measures, one after the other (so machine noise hits all of them alik
   (b0) the same with the main service-layer optimisations of BENCHMARKS.md switched off in-process (class
        Baseline: which ones, there);
   (b1) the same with only the latest rounds' service-layer changes switched off (engine changes stay on);
-  (c)  the same over HTTP through gunicorn (`bpm serve --workers 2` with a broker URL, so no embedded threads),
+  (c)  the same over HTTP through the shipped server (`bpm serve --workers 2`: granian, with a broker URL, so no
+       embedded threads),
        4 client threads in a separate process; each client finds its next task through the approver's inbox
        (GET /tasks?business_key=...), so (c) includes 2 inbox reads per instance.
 Reports steps/s (median of the rounds) and the cost ratios time-per-step (b)/(a) and (c)/(a); plus the stored
@@ -354,13 +355,13 @@ def report(results, pure_sizes, ours_sizes, row_sizes, args) -> None:
     median = {k: statistics.median(v) for k, v in results.items()}
     print()
     print(f"rounds: {args.rounds}; {args.instances} instances per round for a/a2/b0/b1/b; "
-          f"HTTP: {args.http_clients} clients x {args.http_seconds:.0f} s against {args.api_workers} gunicorn workers")
+          f"HTTP: {args.http_clients} clients x {args.http_seconds:.0f} s against {args.api_workers} HTTP workers")
     print("| path | steps/s (median) | ms per step | time per step vs (a) |")
     print("|---|---|---|---|")
     labels = {"a": "(a) pure SpiffWorkflow, full JSON", "a2": "(a2) bpm.engine, instance-only JSON",
               "b0": "(b0) service layer, main optimisations off",
               "b1": "(b1) service layer, latest rounds off", "b": "(b) service layer + PostgreSQL",
-              "c": f"(c) HTTP, gunicorn, {args.http_clients} clients"}
+              "c": f"(c) HTTP, bpm serve, {args.http_clients} clients"}
     for key, label in labels.items():
         if key in median:
             print(f"| {label} | {median[key]:.0f} | {1000 / median[key]:.2f} | {median['a'] / median[key]:.2f} |")

@@ -8,7 +8,7 @@ needs; restart PostgreSQL after each statement):
     ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';   -- then, when done:
     ALTER SYSTEM RESET shared_preload_libraries;
 
-Starts `bpm serve` (gunicorn, 4 workers) on its own database, warms it up, resets the statistics and runs the
+Starts `bpm serve` (4 HTTP workers) on its own database, warms it up, resets the statistics and runs the
 load generator of benchmarks/throughput.py. Prints, per completed instance:
 - each statement's calls, execution + planning time and mean time (pg_stat_statements; wall time inside the
   server, so on a busy 2-core machine it includes waiting for a core);

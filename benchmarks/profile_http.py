@@ -1,9 +1,9 @@
-"""Sample a gunicorn worker with py-spy while clients run 3-approval instances over HTTP on PostgreSQL.
+"""Sample an HTTP worker of `bpm serve` with py-spy while clients run 3-approval instances over HTTP on PostgreSQL.
 
     .venv/bin/pip install py-spy   # profiling only; not a project dependency
     .venv/bin/python benchmarks/profile_http.py [--clients 4] [--seconds 12] [--gil]
 
-Starts `bpm serve --workers 1` (gunicorn gthread) with a broker URL on its own database, warms it up, then
+Starts `bpm serve --workers 1` (granian) with a broker URL on its own database, warms it up, then
 records the worker with `py-spy record --format raw` while the load generator of benchmarks/throughput.py runs,
 and prints the functions with the largest inclusive share of the samples (the time a request spends waiting
 for PostgreSQL shows as psycopg's `Connection.wait`). With --gil, only samples of a thread holding the GIL are

@@ -1,14 +1,14 @@
-"""Throughput under concurrency over HTTP (gunicorn + PostgreSQL), scale-out, and peak memory.
+"""Throughput under concurrency over HTTP (`bpm serve` + PostgreSQL), scale-out, and peak memory.
 
     .venv/bin/python benchmarks/throughput.py [--seconds 10] [--clients 1,4,16,64] [--api-workers 4] [--analyze]
 
-1. One API server (`bpm serve --workers W` with a broker URL: gunicorn gthread, no embedded threads).
+1. One API server (`bpm serve --workers W` with a broker URL: granian, no embedded threads).
    For each N in --clients: N concurrent clients (threads in 1-2 client processes, separate from the server),
    each looping over 3-approval instances: POST start (201 with the first open task), then per approver
    POST complete and GET the next approver's inbox filtered by business key (6 calls, 4 of them writes).
    Reports instances/s, write calls/s, database commits/s and rows written/s (pg_stat_database deltas:
    xact_commit, tup_inserted + tup_updated + tup_deleted), p50/p95/p99 per call type, errors, and the CPU
-   each completed instance cost (/proc deltas): our server processes (gunicorn master and workers; in the
+   each completed instance cost (/proc deltas): our server processes (the HTTP server's main process and workers; in the
    scale-out also Celery and beat), every PostgreSQL process, and the client processes. On a saturated machine
    that CPU is what bounds the rate, and it varies less between runs than the rate does.
 2. Scale-out: two API masters (W/2 workers each) on two ports, clients round-robin over them, plus two
@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", default="1,4,16,64")
-    parser.add_argument("--api-workers", type=int, default=4, help="gunicorn workers of the single API server")
+    parser.add_argument("--api-workers", type=int, default=4, help="HTTP workers of the single API server")
     parser.add_argument("--skip-scale-out", action="store_true")
     parser.add_argument("--analyze", action="store_true",
                         help="ANALYZE the database before each level, as autovacuum would on a live server (without "

@@ -1,5 +1,5 @@
 """Real processes for the reliability tests: a private PostgreSQL database, a private RabbitMQ vhost, the
-API under gunicorn, `bpm worker` and `bpm beat` subprocesses, and local SMTP and webhook receivers.
+API under `bpm serve`, `bpm worker` and `bpm beat` subprocesses, and local SMTP and webhook receivers.
 
 Every process runs in its own session so a test can `kill -9` it with all its children; every wait is
 bounded and names what it waited for.
@@ -179,8 +179,8 @@ class Stack:
         return process
 
     def api(self) -> Process:
-        process = self._spawn("api", [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{self.api_port}", "-w", "2",
-                                      "-k", "gthread", "--threads", "4", "api:create_app()"])
+        process = self._spawn("api", [str(BIN / "bpm"), "serve", "--workers", "2"],
+                              {"BPM_HOST": "127.0.0.1", "BPM_PORT": str(self.api_port), "BPM_WEB_THREADS": "4"})
         wait_until(self._api_ready, 45, "the API to answer /healthz")
         return process
 
@@ -194,8 +194,8 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
-        process = Process(name, argv, self.env, self.log_dir).start()
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        process = Process(name, argv, {**self.env, **(env or {})}, self.log_dir).start()
         self.processes.append(process)
         return process
 
