@@ -52,17 +52,22 @@ def token_of(username: str) -> str:
 @contextmanager
 def driver_statements(engine):
     """The statements the engine's connections send through psycopg while the block runs, as (sql, parameters,
-    many): SQLAlchemy's and those the server sends on the driver itself (bpm.adapters.hot_rows), which no
-    SQLAlchemy event sees. The engine's pool is emptied before and after, so every connection used in the block
-    is a new one with a recording cursor."""
+    many): SQLAlchemy's and those the server sends on the driver itself (bpm.adapters.hot_rows, on a cursor or
+    in a pipeline), which no SQLAlchemy event sees. The engine's pool is emptied before and after, so every
+    connection used in the block is a new one with a recording cursor."""
     from sqlalchemy import event
 
+    from bpm.adapters import hot_rows
+
     seen: list[tuple[str, object, bool]] = []
+
+    sending = []  # non-empty while hot_rows.send_statements runs: its statements are recorded there, once
 
     def record(dbapi_connection, _record) -> None:
         class Recording(dbapi_connection.cursor_factory):
             def execute(self, query, params=None, **options):
-                seen.append((query, params, False))
+                if not sending:
+                    seen.append((query, params, False))
                 return super().execute(query, params, **options)
 
             def executemany(self, query, params_seq, **options):
@@ -72,11 +77,22 @@ def driver_statements(engine):
 
         dbapi_connection.cursor_factory = Recording
 
+    def record_sent(connection, statements):
+        seen.extend((sql, parameters, False) for sql, parameters, _check in statements)
+        sending.append(True)
+        try:
+            return send_statements(connection, statements)
+        finally:
+            sending.pop()
+
+    send_statements = hot_rows.send_statements
     engine.dispose()
     event.listen(engine, "connect", record)
+    hot_rows.send_statements = record_sent
     try:
         yield seen
     finally:
+        hot_rows.send_statements = send_statements
         event.remove(engine, "connect", record)
         engine.dispose()
 

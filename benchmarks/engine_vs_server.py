@@ -190,7 +190,7 @@ class Baseline:
         from bpm.services import notifications, projection, tasks, webhooks
 
         self.level, self.engine = level, engine
-        self.saved_driver = (unit_of_work.write_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver)
+        self.saved_driver = (unit_of_work.queue_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver)
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
                       tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
                       webhooks.note_any_active, notifications.notify_named, projection.known_existing)
@@ -204,7 +204,7 @@ class Baseline:
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
-        unit_of_work.write_hot_rows = lambda session: None
+        unit_of_work.queue_hot_rows = lambda session: None
         unit_of_work.insert_rows = lambda session, table, rows: False
         hot_rows.fetch_on_driver = lambda session, statement, values: None
         webhooks.note_any_active = lambda uow, any_active: None
@@ -235,7 +235,7 @@ class Baseline:
 
         if self.engine is not None:
             event.remove(self.engine, "checkout", self._ping)
-        unit_of_work.write_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver = self.saved_driver
+        unit_of_work.queue_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver = self.saved_driver
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
          tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
          webhooks.note_any_active, notifications.notify_named, projection.known_existing) = self.saved

@@ -6,10 +6,13 @@ Through the ORM's flush and SQLAlchemy's execution layer each of them costs the 
 an execution context around the driver call, about as much CPU again as psycopg and PostgreSQL take for the
 statement. Here they are sent on the driver directly, as the SQL text SQLAlchemy itself compiles for them (so
 PostgreSQL sees the same prepared statements):
-- `write_hot_rows`, at commit before the flush: one INSERT per new row and one UPDATE of the changed columns per
-  changed row of the HOT_MODELS, then the objects are marked as written; the flush that follows only writes the
-  command's other rows (signers, timers, ...), after these, so rows that refer to a task or an instance find it;
-- `insert_rows`: appended rows (bpm.adapters.unit_of_work.write_appended), one executemany per run;
+- `queue_hot_rows`, at commit: one INSERT per new row and one UPDATE of the changed columns per changed row of
+  the HOT_MODELS, queued on a `Writes`; `queue_appended` adds the appended rows (history, archive chunks:
+  bpm.adapters.unit_of_work.write_appended) as one multi-row INSERT per run. The unit of work sends them all in
+  one round trip (libpq's pipeline mode, prepared statements) and the objects are then marked as written. When
+  the command also has rows of its own for the ORM (signers, timers, ...), the instance and task rows are sent
+  first and the flush writes those after them, so rows that refer to a task or an instance find it;
+- `insert_rows`: appended rows written at once (an explicit `UnitOfWork.flush`);
 - `fetch_on_driver`: a statement compiled once per shape with `compiled` (the recipients statement).
 
 Semantics kept from the flush:
@@ -28,11 +31,17 @@ left to the flush.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
+import select
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Table, bindparam, exc
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
@@ -47,43 +56,238 @@ from bpm.adapters.orm_approvals import ApprovalRecord
 HOT_MODELS = (ProcessInstance, Task, ApprovalRecord)
 
 
-def write_hot_rows(session: Session) -> None:
-    """Write the session's new and changed rows of the HOT_MODELS (PostgreSQL), and mark them written."""
+def queue_hot_rows(session: Session) -> Writes | None:
+    """The statements writing the session's new and changed rows of the HOT_MODELS (PostgreSQL), queued on a
+    `Writes` of the transaction's connection, the rows marked written. None where the session is not a writing
+    one on PostgreSQL: the flush writes them."""
+    connection = _writable_connection(session)
+    if connection is None:
+        return None
+    writes = Writes(connection, session)
     new = [state_of(row) for row in session.new if type(row) in HOT_MODELS]
     changed = [state for state in map(state_of, session.dirty) if state.class_ in HOT_MODELS and _read_whole(state)]
     if not (new or changed) or any(type(row) in HOT_MODELS for row in session.deleted):
-        return
-    connection = _writable_connection(session)
-    if connection is None:
-        return
-    with _driver(connection) as execute:
-        for model in HOT_MODELS:
-            for state in new:
-                if state.class_ is model:
-                    _insert(execute, state)
-            for state in changed:
-                if state.class_ is model:
-                    _update(execute, state)
-    # As the flush ends: new rows become persistent, and every written row's values become its committed state
-    # (also noted on the transaction, so a rollback expires them).
-    session._register_persistent({*new, *changed})
+        return writes
+    for model in HOT_MODELS:
+        for state in new:
+            if state.class_ is model:
+                _insert(writes, state)
+        for state in changed:
+            if state.class_ is model:
+                _update(writes, state)
+    writes.written = {*new, *changed}
+    return writes
+
+
+def queue_appended(writes: Writes, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Queue append-only rows of one table and the same columns (history, archive chunks) as one multi-row INSERT,
+    with the table's column defaults for the columns they leave out."""
+    names = tuple(rows[0])
+    defaults = [column for column in _columns_with_defaults(table) if column.key not in rows[0]]
+    json = _json_columns(table)
+    columns = names + tuple(column.key for column in defaults)
+    values = {}
+    for number, row in enumerate(rows):
+        values.update({f"{name}_{number}": Jsonb(row[name]) if name in json else row[name] for name in names})
+        values.update({f"{column.key}_{number}": _bound_default(column, json) for column in defaults})
+    writes.add(_insert_rows_sql(table, columns, len(rows)), values)
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> bool:
-    """Insert append-only rows of one table and the same columns (history, archive chunks) in one executemany on
-    the driver, with the table's column defaults for the columns they leave out. False (nothing done) where the
-    session is not a writing one on PostgreSQL: the caller inserts them itself."""
-    names = tuple(rows[0])
+    """Insert append-only rows now (`queue_appended`, sent at once). False (nothing done) where the session is
+    not a writing one on PostgreSQL: the caller inserts them itself."""
     connection = _writable_connection(session)
     if connection is None:
         return False
-    defaults = [column for column in _columns_with_defaults(table) if column.key not in rows[0]]
-    json = _json_columns(table)
-    values = [{**{name: Jsonb(row[name]) if name in json else row[name] for name in names},
-               **{column.key: _bound_default(column, json) for column in defaults}} for row in rows]
-    with _driver(connection) as execute:
-        execute(_insert_sql(table, names + tuple(column.key for column in defaults)), values, many=True)
+    writes = Writes(connection, session)
+    queue_appended(writes, table, rows)
+    writes.send()
     return True
+
+
+class Writes:
+    """Statements for the transaction's psycopg connection, sent together: in one round trip through libpq's
+    pipeline mode, each with its parameters adapted by psycopg (the same types and formats as a cursor's) and run
+    as a prepared statement. Through a cursor instead, each statement costs psycopg's Python layers about 50 us
+    of CPU more and a round trip of its own (BENCHMARKS.md, "Engine floor vs server", twelfth round). After the
+    statements, `check`s run on their results in order: the version check raises StaleDataError there, before
+    the transaction commits."""
+
+    def __init__(self, connection, session: Session):
+        self.connection, self.session = connection, session
+        self.statements: list[tuple[str, dict[str, Any], Check | None]] = []
+        self.written: set = set()  # states of the rows the statements write, marked written once sent
+
+    def leave_work_to_flush(self, session: Session) -> bool:
+        """Whether the session holds changes besides the rows queued here (the flush must write them, after
+        these)."""
+        return bool(session.deleted) or any(state_of(row) not in self.written for row in session.new) or any(
+            state_of(row) not in self.written for row in session.dirty)
+
+    def add(self, sql: str, parameters: dict[str, Any], check: Check | None = None) -> None:
+        self.statements.append((sql, parameters, check))
+
+    def send(self) -> None:
+        if not self.statements:
+            return
+        statements, self.statements = self.statements, []
+        send_statements(self.connection, statements)
+        # As the flush ends: new rows become persistent, and every written row's values become its committed state
+        # (also noted on the transaction, so a rollback expires them). A flush after this leaves them alone.
+        written, self.written = self.written, set()
+        if written:
+            self.session._register_persistent(written)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a check needs of a statement's result: the rows it matched, and its first value (RETURNING)."""
+
+    rowcount: int
+    value: Any
+
+
+Check = Callable[[Result], None]
+
+
+def send_statements(connection, statements: list[tuple[str, dict[str, Any], Check | None]]) -> None:
+    """Send the statements in one pipeline when the connection is in a transaction, not in a pipeline already, and
+    prepares statements (else one by one on a cursor, as before). Then, statement by statement in order, a driver
+    error is raised as SQLAlchemy raises it, or the statement's check runs: a stale version is StaleDataError even
+    when a later statement of the pipeline failed because of it."""
+    dbapi_connection = connection.connection.dbapi_connection
+    pgconn, prepared = dbapi_connection.pgconn, _prepared_statements(dbapi_connection)
+    if (prepared is None or pgconn.transaction_status != pq.TransactionStatus.INTRANS
+            or pgconn.pipeline_status != pq.PipelineStatus.OFF):
+        _on_cursor(connection, statements)
+        return
+    try:
+        queries = [_adapted(Transformer(dbapi_connection), sql, parameters) for sql, parameters, _ in statements]
+        results = _in_pipeline(pgconn, queries, prepared)
+    except psycopg.Error as error:
+        _raise_as_sqlalchemy_does(connection, None, *statements[0][:2], error)
+    for (sql, parameters, check), result in zip(statements, results, strict=True):
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            error = psycopg.errors.error_from_result(result, encoding=dbapi_connection.info.encoding)
+            _raise_as_sqlalchemy_does(connection, None, sql, parameters, error)
+        if check is not None:
+            check(Result(result.command_tuples or 0,
+                         int(result.get_value(0, 0)) if result.ntuples else None))  # RETURNING an integer key
+
+
+def _on_cursor(connection, statements) -> None:
+    with _driver(connection) as execute:
+        for sql, parameters, check in statements:
+            cursor = execute(sql, parameters)
+            if check is not None:
+                check(Result(cursor.rowcount, cursor.fetchone()[0] if cursor.description else None))
+
+
+def _prepared_statements(dbapi_connection):
+    """psycopg's map of the statements prepared on this connection, (numbered SQL, parameter types) -> name, or
+    None when the connection does not prepare statements (or libpq has no pipeline mode). The statements sent
+    here are prepared under names of their own and entered in that map: psycopg then deallocates them with its
+    own (on a rollback, after DDL, when the map is full), and a statement whose name left the map is prepared
+    again. psycopg is pinned below 4 and tests/integration/test_hot_rows.py checks each of those cases."""
+    if not _PIPELINE_SUPPORTED:
+        return None
+    manager = getattr(dbapi_connection, "_prepared", None)
+    names = getattr(manager, "_names", None)
+    if names is None or getattr(manager, "prepare_threshold", None) is None or getattr(manager, "_to_flush", True):
+        return None  # not a psycopg 3 we know, prepares nothing, or a deallocation of its own is still to be sent
+    return names
+
+
+def _adapted(transformer: Transformer, sql: str, parameters: dict[str, Any]) -> tuple:
+    """(numbered SQL, values, types, formats) of one statement, adapted by psycopg as a cursor would."""
+    text, names = _numbered(sql)
+    values = transformer.dump_sequence([parameters[name] for name in names], [PyFormat.AUTO] * len(names))
+    return text, values, transformer.types or (), transformer.formats
+
+
+def _in_pipeline(pgconn, queries: list[tuple], prepared) -> list:
+    """Each query's result, after one round trip: a query not prepared on the connection yet is prepared first, in
+    the same pipeline (a failed prepare stands as its query's result). The transaction is left aborted if one
+    failed; a statement prepared before that stays prepared (PREPARE is not undone by a rollback)."""
+    sent = []  # per command in the pipeline: the key and name it prepares, or None for a query
+    pgconn.enter_pipeline_mode()
+    try:
+        for text, values, types, formats in queries:
+            key = (text, types)
+            name = prepared.get(key)
+            if name is not None:
+                prepared.move_to_end(key)  # recently used, as psycopg marks its own (the map evicts the oldest)
+            else:
+                name = f"_bpm_{next(_statement_numbers)}".encode()
+                pgconn.send_prepare(name, text, param_types=types)
+                sent.append((key, name))
+            pgconn.send_query_prepared(name, values, param_formats=formats)
+            sent.append(None)
+        pgconn.pipeline_sync()
+        results = _pipeline_results(pgconn)
+    finally:
+        if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            pgconn.exit_pipeline_mode()
+    return _query_results(sent, results, prepared)
+
+
+def _query_results(sent: list, results: list, prepared) -> list:
+    """The results of the queries, with the statements that were prepared entered in psycopg's map."""
+    queries, failed_prepare = [], None
+    for preparation, result in zip(sent, results, strict=True):
+        if preparation is None:
+            queries.append(failed_prepare or result)
+            failed_prepare = None
+        elif result.status == pq.ExecStatus.COMMAND_OK:
+            prepared[preparation[0]] = preparation[1]
+        else:
+            failed_prepare = result
+    return queries
+
+
+_statement_numbers = itertools.count()
+_PIPELINE_SUPPORTED = psycopg.Pipeline.is_supported()  # libpq 14 or later
+
+
+def _pipeline_results(pgconn) -> list:
+    """Flush what was queued, then one result per statement up to the pipeline's sync."""
+    while pgconn.flush():
+        _wait(pgconn.socket, select.POLLIN | select.POLLOUT)
+        pgconn.consume_input()
+    results = []
+    while True:
+        if pgconn.is_busy():
+            _wait(pgconn.socket, select.POLLIN)
+            pgconn.consume_input()
+            continue
+        result = pgconn.get_result()
+        if result is None:  # the end of one statement's results
+            continue
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            return results
+        results.append(result)
+
+
+def _wait(socket: int, events: int) -> None:
+    poll = select.poll()
+    poll.register(socket, events)
+    poll.poll()
+
+
+@functools.cache
+def _numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
+    """psycopg's named placeholders as libpq's numbered ones, and the name each number stands for."""
+    names: list[str] = []
+
+    def number(match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql).encode(), tuple(names)
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def _writable_connection(session: Session):
@@ -143,7 +347,7 @@ def _read_whole(state) -> bool:
             and (state.mapper.version_id_col is None or "version" in values))
 
 
-def _insert(execute, state) -> None:
+def _insert(writes: Writes, state) -> None:
     table, values = state.mapper.local_table, state.dict
     for column in _columns_with_defaults(table):
         if column.key not in values:
@@ -153,13 +357,15 @@ def _insert(execute, state) -> None:
     generated = _generated_key(table, values)
     names, json = _insert_columns(table, generated), _json_columns(table)
     # as the ORM: a JSON attribute set to None is JSON null, one never set is SQL NULL
-    inserted = execute(_insert_sql(table, names, generated), {
-        name: Jsonb(values[name]) if name in json and name in values else values.get(name) for name in names})
-    if generated is not None:
-        values[generated] = inserted.fetchone()[0]  # the key the database gave the row
+    def keep_generated_key(result: Result) -> None:
+        values[generated] = result.value  # the key the database gave the row
+
+    writes.add(_insert_sql(table, names, generated), {
+        name: Jsonb(values[name]) if name in json and name in values else values.get(name) for name in names},
+        keep_generated_key if generated is not None else None)
 
 
-def _update(execute, state) -> None:
+def _update(writes: Writes, state) -> None:
     table, values = state.mapper.local_table, state.dict
     changed = tuple(sorted(key for key, old in state.committed_state.items()
                            if key in values and values[key] is not old and values[key] != old))
@@ -174,9 +380,11 @@ def _update(execute, state) -> None:
         values["version"] = parameters["version"] = read + 1
         parameters["_version"] = read
         changed = tuple(name for name in changed if name != "version")
-    matched = execute(_update_sql(table, changed, versioned), parameters).rowcount
-    if matched != 1:
-        raise StaleDataError(f"UPDATE of {table.name} {values['id']!r} matched {matched} rows, expected 1")
+    def check_one_matched(result: Result) -> None:
+        if result.rowcount != 1:
+            raise StaleDataError(f"UPDATE of {table.name} {values['id']!r} matched {result.rowcount} rows, expected 1")
+
+    writes.add(_update_sql(table, changed, versioned), parameters, check_one_matched)
 
 
 @functools.cache
@@ -217,6 +425,13 @@ def _default(column) -> Any:
 def _insert_sql(table: Table, names: tuple[str, ...], generated: str | None = None) -> str:
     statement = table.insert().inline().values({name: bindparam(name) for name in names})
     return compiled(statement.returning(table.c[generated]) if generated else statement).text
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_rows_sql(table: Table, names: tuple[str, ...], count: int) -> str:
+    """INSERT of `count` rows; the values of row i are bound as `<column>_<i>`."""
+    rows = [{name: bindparam(f"{name}_{number}") for name in names} for number in range(count)]
+    return compiled(table.insert().values(rows)).text
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
 from bpm.adapters.db import READ_ONLY, WROTE
-from bpm.adapters.hot_rows import insert_rows, write_hot_rows
+from bpm.adapters.hot_rows import Writes, insert_rows, queue_appended, queue_hot_rows
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
 
@@ -143,25 +143,37 @@ class ReadOnlyViolation(RuntimeError):
     """A statement that writes, in a unit of work opened for reading (a GET request): a bug to fix."""
 
 
-def write_appended(session: Session) -> None:
+def write_appended(session: Session, writes: Writes | None = None) -> None:
     """Insert the rows queued with `UnitOfWork.append_row`: one statement per run of rows of the same table and
-    columns (an executemany takes its columns from the first row), on PostgreSQL sent on the driver
-    (bpm.adapters.hot_rows.insert_rows)."""
+    columns (an executemany takes its columns from the first row); on PostgreSQL sent on the driver, queued on
+    `writes` when given (bpm.adapters.hot_rows)."""
     queued = session.info.pop(APPENDED, None)
     while queued:
         table, columns = queued[0][0], queued[0][1].keys()
         run = []
         while queued and queued[0][0] is table and queued[0][1].keys() == columns:
             run.append(queued.pop(0)[1])
-        if not insert_rows(session, table, run):
+        if writes is not None:
+            queue_appended(writes, table, run)
+        elif not insert_rows(session, table, run):
             session.execute(table.insert(), run)
 
 
 @event.listens_for(Session, "before_commit")
 def _write_appended_before_commit(session: Session) -> None:
-    write_hot_rows(session)  # instances and tasks first: other rows refer to them
-    session.flush()  # the ORM's rows next: appended rows may refer to them
-    write_appended(session)
+    """Instances and tasks first (other rows refer to them), then the ORM's own rows, then the appended rows (they
+    may refer to any). On PostgreSQL the first and the last go in one round trip when the ORM has nothing of its
+    own to write, which is the common command."""
+    writes = queue_hot_rows(session)
+    if writes is None:
+        session.flush()
+        write_appended(session)
+        return
+    if writes.leave_work_to_flush(session):
+        writes.send()
+        session.flush()
+    write_appended(session, writes)
+    writes.send()
 
 
 @event.listens_for(Session, "after_rollback")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from tests.e2e.test_readme_walkthrough import BPM, REPO, free_port, wait_until_ready
+from test_readme_walkthrough import BPM, REPO, free_port, wait_until_ready
 
 
 @pytest.fixture

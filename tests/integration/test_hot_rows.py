@@ -8,7 +8,9 @@ import uuid
 import pytest
 from conftest import START, bpmn_fixture, deploy
 from sqlalchemy import event, inspect, select, text
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 import bpm.adapters.unit_of_work as unit_of_work
 from bpm.adapters.orm import HistoryEntry, ProcessInstance, Task, Timer
@@ -94,7 +96,7 @@ def test_the_rows_are_those_the_orm_flush_writes(client, users, context, monkeyp
     deploy(client, users["dora"], EXPENSE)
     for business_key, hot in (("BY-HOT-ROWS", True), ("BY-FLUSH", False)):
         if not hot:
-            monkeypatch.setattr(unit_of_work, "write_hot_rows", lambda _session: None)
+            monkeypatch.setattr(unit_of_work, "queue_hot_rows", lambda _session: None)
             monkeypatch.setattr(unit_of_work, "insert_rows", lambda _session, _table, _rows: False)
         instance = start(client, users, business_key)
         complete(client, users, instance["open_tasks"][0]["id"])
@@ -187,7 +189,7 @@ def test_json_values_are_stored_as_the_orm_stores_them(client, users, context, m
     stored = {}
     for path in ("hot rows", "flush"):
         if path == "flush":
-            monkeypatch.setattr(unit_of_work, "write_hot_rows", lambda _session: None)
+            monkeypatch.setattr(unit_of_work, "queue_hot_rows", lambda _session: None)
         instance_id = start(client, users, f"JSON-{path}")["id"]
         kinds = []
         for incident in ({"incident_id": 7, "why": ["a", "b"]}, None):
@@ -257,3 +259,106 @@ def test_an_approvers_decision_is_written_on_the_driver_with_the_key_the_databas
 
     with context.uow() as uow:
         assert [(step["actor"], step["opinion"]) for step in approval_trail(uow, instance["id"])] == [("alice", "fine")]
+
+
+RENAME = "UPDATE tasks SET name=%(name)s::VARCHAR WHERE tasks.id = %(id)s::VARCHAR"
+
+
+def rename_on_driver(connection, task_id: str, name: str):
+    from bpm.adapters import hot_rows
+
+    matched = []
+    hot_rows.send_statements(connection, [(RENAME, {"name": name, "id": task_id}, matched.append)])
+    return matched
+
+
+def ours(dbapi_connection) -> list[bytes]:
+    """The names the rename statement is prepared under on the connection, in psycopg's map."""
+    from bpm.adapters import hot_rows
+
+    text_sent = hot_rows._numbered(RENAME)[0]
+    return [name for (query, _types), name in dbapi_connection._prepared._names.items() if query == text_sent]
+
+
+def test_statements_sent_in_a_pipeline_are_prepared_once_and_prepared_again_after_psycopg_deallocates_them(
+        client, users, context):
+    """psycopg deallocates every prepared statement of a connection on a rollback, after DDL, and one by one when
+    its map is full; a statement of the pipeline is then prepared again instead of failing."""
+    deploy(client, users["dora"], EXPENSE)
+    task_id = start(client, users, "PIPELINE")["open_tasks"][0]["id"]
+    with context.engine.connect() as connection:
+        dbapi_connection = connection.connection.dbapi_connection
+        connection.execute(text("SELECT 1"))  # in a transaction now
+        assert rename_on_driver(connection, task_id, "First")[0].rowcount == 1
+        [name] = ours(dbapi_connection)
+        assert rename_on_driver(connection, task_id, "Second")[0].rowcount == 1
+        assert ours(dbapi_connection) == [name]  # executed again under the same name, not prepared again
+        connection.rollback()  # psycopg: DEALLOCATE ALL
+        assert ours(dbapi_connection) == []
+        connection.execute(text("SELECT 1"))
+        assert rename_on_driver(connection, task_id, "Third")[0].rowcount == 1
+        connection.commit()
+        assert len(ours(dbapi_connection)) == 1 and ours(dbapi_connection) != [name]
+
+        connection.execute(text("CREATE TEMPORARY TABLE scratch (id integer)"))
+        connection.execute(text("DROP TABLE scratch"))  # psycopg: DEALLOCATE ALL after DDL
+        assert ours(dbapi_connection) == []
+        assert rename_on_driver(connection, task_id, "Fourth")[0].rowcount == 1
+        connection.commit()
+
+        dbapi_connection._prepared.prepared_max = 2
+        for number in range(40):  # psycopg prepares each at its sixth run and evicts the oldest, ours among them
+            for _ in range(6):
+                connection.execute(text(f"SELECT {number} + :n"), {"n": 1})
+        assert ours(dbapi_connection) == []
+        assert rename_on_driver(connection, task_id, "Fifth")[0].rowcount == 1
+        connection.commit()
+    with context.engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM tasks WHERE id = :id"), {"id": task_id}).scalar() == "Fifth"
+
+
+def test_a_failed_statement_of_a_pipeline_is_raised_as_sqlalchemy_raises_it_and_nothing_of_it_stays(
+        client, users, context):
+    deploy(client, users["dora"], EXPENSE)
+    task_id = start(client, users, "PIPELINE-FAIL")["open_tasks"][0]["id"]
+    from bpm.adapters import hot_rows
+
+    with context.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        with pytest.raises(IntegrityError) as raised:
+            hot_rows.send_statements(connection, [
+                (RENAME, {"name": "Renamed", "id": task_id}, None),
+                ("UPDATE tasks SET instance_id=%(instance)s::VARCHAR WHERE tasks.id = %(id)s::VARCHAR",
+                 {"instance": "no-such-instance", "id": task_id}, None)])
+        assert "instance_id" in str(raised.value)
+        connection.rollback()
+        with pytest.raises(sqlalchemy_exc.ProgrammingError):  # a prepare that fails stands for its statement
+            connection.execute(text("SELECT 1"))
+            hot_rows.send_statements(connection, [("UPDATE tasks SET no_such_column=%(x)s", {"x": 1}, None)])
+        connection.rollback()
+    with context.engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM tasks WHERE id = :id"), {"id": task_id}).scalar() != "Renamed"
+
+
+def test_a_stale_version_is_raised_even_when_a_later_statement_of_the_pipeline_failed(client, users, context):
+    """A concurrent command changed the instance first: its versioned UPDATE matches no row, and the task rows
+    sent after it in the same round trip may fail because of that; the command still ends as a conflict."""
+    from bpm.adapters import hot_rows
+
+    deploy(client, users["dora"], EXPENSE)
+    instance = start(client, users, "PIPELINE-STALE")
+
+    def one_row(result):
+        if result.rowcount != 1:
+            raise StaleDataError("stale")
+
+    with context.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        with pytest.raises(StaleDataError):
+            hot_rows.send_statements(connection, [
+                ("UPDATE process_instances SET status=%(status)s::VARCHAR WHERE process_instances.id = "
+                 "%(id)s::VARCHAR AND process_instances.version = %(version)s::INTEGER",
+                 {"status": "running", "id": instance["id"], "version": 999}, one_row),
+                ("UPDATE tasks SET instance_id=%(instance)s::VARCHAR WHERE tasks.id = %(id)s::VARCHAR",
+                 {"instance": "no-such-instance", "id": instance["open_tasks"][0]["id"]}, None)])
+        connection.rollback()
