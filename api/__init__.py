@@ -51,7 +51,25 @@ def served_app() -> Flask:
     """The application of `bpm serve`, built in each HTTP worker process from the environment; in the embedded
     mode (no broker) with the in-process worker and scheduler."""
     settings = Settings.from_env()
-    return create_app(settings, start_background=settings.embedded)
+    app = create_app(settings, start_background=settings.embedded)
+    app.wsgi_app = _https_from_local_proxy(app.wsgi_app)
+    return app
+
+
+LOCAL_PROXIES = frozenset({"127.0.0.1", "::1"})
+
+
+def _https_from_local_proxy(wsgi_app):
+    """A request that a reverse proxy on this host received over HTTPS (X-Forwarded-Proto: https) is served as
+    HTTPS, so the sign-in cookie is marked Secure; the header is ignored from any other address (gunicorn's
+    default, kept when `bpm serve` moved to granian)."""
+    def app(environ, start_response):
+        if (environ.get("REMOTE_ADDR") in LOCAL_PROXIES
+                and environ.get("HTTP_X_FORWARDED_PROTO", "").lower() == "https"):
+            environ["wsgi.url_scheme"] = "https"
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def _discover(package_name: str):

@@ -13,12 +13,15 @@ import pytest
 import requests
 from test_readme_walkthrough import BPM, REPO, free_port, wait_until_ready
 
+ADMIN_TOKEN = "serve-test-admin-token-0123456789"
+
 
 @pytest.fixture
 def server(tmp_path):
     port = free_port()
     env = {**os.environ, "BPM_VAR_DIR": str(tmp_path), "BPM_PORT": str(port), "BPM_DATABASE_URL": "",
-           "BPM_BROKER_URL": "", "BPM_ACCESS_LOG": str(tmp_path / "access.log")}
+           "BPM_BROKER_URL": "", "BPM_ACCESS_LOG": str(tmp_path / "access.log"),
+           "BPM_BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN}
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen([str(BPM), "serve"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -63,6 +66,20 @@ def test_a_killed_worker_is_replaced_and_the_server_stops_cleanly_on_sigterm(ser
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert not _answers(base)
+
+
+def test_the_sign_in_cookie_is_secure_behind_a_local_https_proxy_and_only_then(server):
+    _process, base, _tmp_path = server
+
+    def cookie(headers: dict) -> str:
+        response = requests.post(f"{base}/login", data={"token": ADMIN_TOKEN}, headers=headers,
+                                 allow_redirects=False, timeout=10)
+        assert response.status_code == 302, response.text
+        return response.headers["Set-Cookie"]
+
+    assert "Secure" in cookie({"X-Forwarded-Proto": "https"})
+    assert "Secure" not in cookie({})
+    assert "Secure" not in cookie({"X-Forwarded-Proto": "http"})
 
 
 def _answers(base: str) -> bool:
