@@ -80,17 +80,23 @@ def queue_hot_rows(session: Session) -> Writes | None:
 
 
 def queue_appended(writes: Writes, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Queue append-only rows of one table and the same columns (history, archive chunks) as one multi-row INSERT,
-    with the table's column defaults for the columns they leave out."""
+    """Queue append-only rows of one table and the same columns (history, archive chunks) as multi-row INSERTs of
+    at most ROWS_PER_INSERT rows, with the table's column defaults for the columns they leave out."""
     names = tuple(rows[0])
     defaults = [column for column in _columns_with_defaults(table) if column.key not in rows[0]]
     json = _json_columns(table)
     columns = names + tuple(column.key for column in defaults)
-    values = {}
-    for number, row in enumerate(rows):
-        values.update({f"{name}_{number}": Jsonb(row[name]) if name in json else row[name] for name in names})
-        values.update({f"{column.key}_{number}": _bound_default(column, json) for column in defaults})
-    writes.add(_insert_rows_sql(table, columns, len(rows)), values)
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk, values = rows[start:start + ROWS_PER_INSERT], {}
+        for number, row in enumerate(chunk):
+            values.update({f"{name}_{number}": Jsonb(row[name]) if name in json else row[name] for name in names})
+            values.update({f"{column.key}_{number}": _bound_default(column, json) for column in defaults})
+        writes.add(_insert_rows_sql(table, columns, len(chunk)), values)
+
+
+# Bounds the statement texts (one per row count, each prepared) and the parameters of one statement (PostgreSQL
+# takes at most 65,535).
+ROWS_PER_INSERT = 100
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> bool:
@@ -118,9 +124,10 @@ class Writes:
         self.statements: list[tuple[str, dict[str, Any], Check | None]] = []
         self.written: set = set()  # states of the rows the statements write, marked written once sent
 
-    def leave_work_to_flush(self, session: Session) -> bool:
+    def leave_work_to_flush(self) -> bool:
         """Whether the session holds changes besides the rows queued here (the flush must write them, after
         these)."""
+        session = self.session
         return bool(session.deleted) or any(state_of(row) not in self.written for row in session.new) or any(
             state_of(row) not in self.written for row in session.dirty)
 
@@ -128,10 +135,9 @@ class Writes:
         self.statements.append((sql, parameters, check))
 
     def send(self) -> None:
-        if not self.statements:
-            return
         statements, self.statements = self.statements, []
-        send_statements(self.connection, statements)
+        if statements:
+            send_statements(self.connection, statements)
         # As the flush ends: new rows become persistent, and every written row's values become its committed state
         # (also noted on the transaction, so a rollback expires them). A flush after this leaves them alone.
         written, self.written = self.written, set()

@@ -169,7 +169,7 @@ def _write_appended_before_commit(session: Session) -> None:
         session.flush()
         write_appended(session)
         return
-    if writes.leave_work_to_flush(session):
+    if writes.leave_work_to_flush():
         writes.send()
         session.flush()
     write_appended(session, writes)

@@ -220,6 +220,29 @@ def test_appended_rows_are_sent_on_the_driver(client, users, context, statements
             HistoryEntry.id)).all() == [("note.one", {}), ("note.two", {})]
 
 
+def test_a_long_run_of_appended_rows_is_written_in_inserts_of_at_most_100_rows_in_order(client, users, context,
+                                                                                        monkeypatch):
+    from bpm.adapters import hot_rows
+
+    deploy(client, users["dora"], EXPENSE)
+    instance_id = start(client, users, "APPENDED-MANY")["id"]
+    sent = []
+    original = hot_rows._insert_rows_sql
+    monkeypatch.setattr(hot_rows, "_insert_rows_sql",
+                        lambda table, names, count: sent.append(count) or original(table, names, count))
+    with context.uow() as uow:
+        for number in range(250):
+            uow.append_row(HistoryEntry.__table__, {"instance_id": instance_id, "at": START, "event": "note.many",
+                                                    "data": {"n": number}})
+        uow.commit()
+    assert sent == [100, 100, 50]
+    with context.engine.connect() as connection:
+        numbers = connection.execute(select(HistoryEntry.data["n"].as_integer()).where(
+            HistoryEntry.instance_id == instance_id, HistoryEntry.event == "note.many").order_by(
+            HistoryEntry.id)).scalars().all()
+    assert numbers == list(range(250))
+
+
 @pytest.mark.parametrize("names", [([], ["finance"]), (["eve", "nobody"], ["finance", "directors"]), ([], [])])
 def test_a_statement_compiled_for_the_driver_is_the_one_sqlalchemy_sends(context, users, statements, names):
     """A new task's recipients (and their in-app rows) found on the driver: the same text as SQLAlchemy's for lists
