@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import signal
+import threading
+import time
 
 from flask import Flask
 from flask_smorest import Api
@@ -53,7 +57,21 @@ def served_app() -> Flask:
     settings = Settings.from_env()
     app = create_app(settings, start_background=settings.embedded)
     app.wsgi_app = _https_from_local_proxy(app.wsgi_app)
+    _stop_when_orphaned()
     return app
+
+
+def _stop_when_orphaned(interval: float = 1.0) -> None:
+    """The worker process stops (SIGTERM to itself) once the main process that started it is gone, killed with
+    SIGKILL say: it would otherwise go on serving beside a new server. gunicorn's workers watched the same."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="bpm-orphan-watch", daemon=True).start()
 
 
 LOCAL_PROXIES = frozenset({"127.0.0.1", "::1"})

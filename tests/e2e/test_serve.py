@@ -31,8 +31,8 @@ def server(tmp_path):
             yield process, base, tmp_path
         finally:
             if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def workers_of(pid: int) -> list[int]:
@@ -80,6 +80,26 @@ def test_the_sign_in_cookie_is_secure_behind_a_local_https_proxy_and_only_then(s
     assert "Secure" in cookie({"X-Forwarded-Proto": "https"})
     assert "Secure" not in cookie({})
     assert "Secure" not in cookie({"X-Forwarded-Proto": "http"})
+
+
+def test_workers_stop_when_the_main_process_is_killed(server):
+    """A main process killed with SIGKILL (the OOM killer, say) leaves no worker serving on its port."""
+    process, base, _tmp_path = server
+    [worker] = workers_of(process.pid)
+    process.kill()
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{worker}").exists() and _state(worker) != "Z":
+        time.sleep(0.2)
+    assert not Path(f"/proc/{worker}").exists() or _state(worker) == "Z", "the worker still runs"
+    assert not _answers(base)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 def _answers(base: str) -> bool:
