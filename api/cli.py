@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
 import sys
@@ -180,8 +181,8 @@ def _serve(args) -> int:
 
 def _http_server(settings: Settings, workers: int) -> int:
     """Granian (HTTP in Rust, the WSGI application on a pool of Python threads per worker process): a request
-    costs a fraction of the CPU of a pure-Python server's (BENCHMARKS.md, "The HTTP server"). Each worker
-    process builds the application from the environment (`api:served_app`)."""
+    costs a fraction of the CPU of a pure-Python server's (BENCHMARKS.md, "Engine floor vs server", twelfth
+    round). Each worker process builds the application from the environment (`api:served_app`)."""
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -195,15 +196,13 @@ def _http_server(settings: Settings, workers: int) -> int:
 
 
 def _access_log_config(path: str) -> dict:
-    """Granian's logging with the access log written to `path` ("-": standard output)."""
-    handler = ({"class": "logging.StreamHandler", "stream": "ext://sys.stdout"} if path == "-"
-               else {"class": "logging.FileHandler", "filename": path})
-    return {
-        "handlers": {"console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
-                     "access": {"formatter": "access", **handler}},
-        "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
-                    "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False}},
-    }
+    """Granian's own logging configuration with the access log written to `path` ("-": standard output)."""
+    from granian.log import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    if path != "-":
+        config["handlers"]["access"] = {"formatter": "access", "class": "logging.FileHandler", "filename": path}
+    return config
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ statement. Here they are sent on the driver directly, as the SQL text SQLAlchemy
 PostgreSQL sees the same prepared statements):
 - `queue_hot_rows`, at commit: one INSERT per new row and one UPDATE of the changed columns per changed row of
   the HOT_MODELS, queued on a `Writes`; `queue_appended` adds the appended rows (history, archive chunks:
-  bpm.adapters.unit_of_work.write_appended) as one multi-row INSERT per run. The unit of work sends them all in
+  bpm.adapters.unit_of_work.write_appended) as multi-row INSERTs of at most 100 rows. The unit of work sends them all in
   one round trip (libpq's pipeline mode, prepared statements) and the objects are then marked as written. When
   the command also has rows of its own for the ORM (signers, timers, ...), the instance and task rows are sent
   first and the flush writes those after them, so rows that refer to a task or an instance find it;
