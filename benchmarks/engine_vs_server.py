@@ -170,7 +170,9 @@ class ServiceLayer:
 class Baseline:
     """Switches service-layer optimisations off in-process, to measure the code as it was before them.
 
-    level "previous" (row b1): the latest rounds' service-layer changes off. The eleventh round's: the command's
+    level "previous" (row b1): the latest rounds' service-layer changes off. The thirteenth round's: a new task's
+    in-app rows and outbox messages are written by a statement of their own, not with the command's other writes
+    (that is, by the sixth round's two statements below). The eleventh round's: the command's
     instances, tasks, approval records, history rows and recipients statement go through SQLAlchemy (the ORM's
     flush, Core) instead of psycopg directly (bpm.adapters.hot_rows). The sixth round's: a new task's recipients are
     read, then their in-app rows inserted (two statements, not one); the webhook subscriptions are read by every
@@ -185,12 +187,12 @@ class Baseline:
     """
 
     def __init__(self, level: str = "original", engine=None):
-        from bpm.adapters import hot_rows, unit_of_work
+        from bpm.adapters import unit_of_work
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
         self.level, self.engine = level, engine
-        self.saved_driver = (unit_of_work.queue_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver)
+        self.saved_driver = (unit_of_work.queue_hot_rows, unit_of_work.insert_rows)
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
                       tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
                       webhooks.note_any_active, notifications.notify_named, projection.known_existing)
@@ -198,7 +200,7 @@ class Baseline:
     def __enter__(self):
         from sqlalchemy import event, select
 
-        from bpm.adapters import hot_rows, unit_of_work
+        from bpm.adapters import unit_of_work
         from bpm.adapters.orm import HistoryEntry
         from bpm.adapters.orm_integrations import WebhookSubscription
         from bpm.adapters.unit_of_work import UnitOfWork
@@ -206,7 +208,6 @@ class Baseline:
 
         unit_of_work.queue_hot_rows = lambda session: None
         unit_of_work.insert_rows = lambda session, table, rows: False
-        hot_rows.fetch_on_driver = lambda session, statement, values: None
         webhooks.note_any_active = lambda uow, any_active: None
         projection.known_existing = lambda row, open_task_id: None
         notifications.notify_named = lambda uow, reason, facts, users, groups: notifications.notify(
@@ -229,13 +230,13 @@ class Baseline:
     def __exit__(self, *exc):
         from sqlalchemy import event
 
-        from bpm.adapters import hot_rows, unit_of_work
+        from bpm.adapters import unit_of_work
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
         if self.engine is not None:
             event.remove(self.engine, "checkout", self._ping)
-        unit_of_work.queue_hot_rows, unit_of_work.insert_rows, hot_rows.fetch_on_driver = self.saved_driver
+        unit_of_work.queue_hot_rows, unit_of_work.insert_rows = self.saved_driver
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
          tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
          webhooks.note_any_active, notifications.notify_named, projection.known_existing) = self.saved

@@ -1,7 +1,7 @@
 """PostgreSQL: a command's own rows written by statements compiled once, on the transaction's psycopg connection.
 
 Every command writes the same few rows: its instance (state, version, status), the tasks it completes and
-creates, an approver's decision record, its history rows, and a new task's recipients with their in-app rows.
+creates, an approver's decision record, its history rows, and a new task's in-app rows and outbox messages.
 Through the ORM's flush and SQLAlchemy's execution layer each of them costs the unit of work's bookkeeping and
 an execution context around the driver call, about as much CPU again as psycopg and PostgreSQL take for the
 statement. Here they are sent on the driver directly, as the SQL text SQLAlchemy itself compiles for them (so
@@ -12,8 +12,9 @@ PostgreSQL sees the same prepared statements):
   one round trip (libpq's pipeline mode, prepared statements) and the objects are then marked as written. When
   the command also has rows of its own for the ORM (signers, timers, ...), the instance and task rows are sent
   first and the flush writes those after them, so rows that refer to a task or an instance find it;
-- `insert_rows`: appended rows written at once (an explicit `UnitOfWork.flush`);
-- `fetch_on_driver`: a statement compiled once per shape with `compiled` (the recipients statement).
+- `queue_statement`: a statement compiled once per shape with `compiled` whose result nobody reads (a new
+  task's fan-out of in-app rows and outbox messages), sent after the rows above in the same round trip;
+- `insert_rows`: appended rows written at once (an explicit `UnitOfWork.flush`).
 
 Semantics kept from the flush:
 - the instance's version check (`version_id_col`): the UPDATE names the version read, sets the next one, and a row
@@ -109,6 +110,35 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> b
     queue_appended(writes, table, rows)
     writes.send()
     return True
+
+
+def queue_statement(session: Session, statement: DriverStatement, values: dict[str, Any],
+                    json_values: tuple[str, ...] = ()) -> bool:
+    """Queue a statement whose result nobody reads (a new task's fan-out of in-app rows and outbox messages): it is
+    sent with the command's other writes, after them, in their round trip at commit (or at an explicit
+    `UnitOfWork.flush`, see `take_queued`). `json_values` name the values sent as JSONB. False (nothing queued)
+    where the session is not a writing one on PostgreSQL: the caller runs it itself."""
+    if _writable_connection(session) is None:
+        return False
+    parameters = statement.parameters(values)
+    for name in json_values:
+        parameters[name] = Jsonb(parameters[name])
+    session.info.setdefault(QUEUED, []).append((statement.text, parameters, None))
+    return True
+
+
+def take_queued(session: Session, writes: Writes | None = None) -> None:
+    """Add the statements queued on the session with `queue_statement` to `writes`, or send them now."""
+    queued = session.info.pop(QUEUED, None)
+    if not queued:
+        return
+    if writes is None:
+        send_statements(_writable_connection(session), queued)
+        return
+    writes.statements.extend(queued)
+
+
+QUEUED = "bpm_queued_statements"  # on a session's info, until its transaction writes or rolls back
 
 
 class Writes:
@@ -303,16 +333,6 @@ def _writable_connection(session: Session):
         return None
     connection.info[WROTE] = True  # no SQLAlchemy event sees the statements sent here
     return connection
-
-
-def fetch_on_driver(session: Session, statement: DriverStatement, values: dict[str, Any]) -> list[tuple] | None:
-    """Run a statement compiled with `compiled` on the driver, with these values, and return its rows; None
-    (nothing done) where the session is not a writing one on PostgreSQL."""
-    connection = _writable_connection(session)
-    if connection is None:
-        return None
-    with _driver(connection) as execute:
-        return execute(statement.text, statement.parameters(values)).fetchall()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
 from bpm.adapters.db import READ_ONLY, WROTE
-from bpm.adapters.hot_rows import Writes, insert_rows, queue_appended, queue_hot_rows
+from bpm.adapters.hot_rows import QUEUED, Writes, insert_rows, queue_appended, queue_hot_rows, take_queued
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
 
@@ -146,7 +146,7 @@ class ReadOnlyViolation(RuntimeError):
 def write_appended(session: Session, writes: Writes | None = None) -> None:
     """Insert the rows queued with `UnitOfWork.append_row`: one statement per run of rows of the same table and
     columns (an executemany takes its columns from the first row); on PostgreSQL sent on the driver, queued on
-    `writes` when given (bpm.adapters.hot_rows)."""
+    `writes` when given (bpm.adapters.hot_rows). Then the statements queued with `hot_rows.queue_statement`."""
     queued = session.info.pop(APPENDED, None)
     while queued:
         table, columns = queued[0][0], queued[0][1].keys()
@@ -157,6 +157,7 @@ def write_appended(session: Session, writes: Writes | None = None) -> None:
             queue_appended(writes, table, run)
         elif not insert_rows(session, table, run):
             session.execute(table.insert(), run)
+    take_queued(session, writes)
 
 
 @event.listens_for(Session, "before_commit")
@@ -179,6 +180,7 @@ def _write_appended_before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_appended(session: Session) -> None:
     session.info.pop(APPENDED, None)
+    session.info.pop(QUEUED, None)
 
 
 # The unit of work of the command running in this context: lets engine callbacks (rule tasks) read

@@ -14,12 +14,27 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
-from sqlalchemy import any_, bindparam, case, func, insert, select, union, update
+from sqlalchemy import (
+    ARRAY,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    union,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
 from bpm.adapters import channels as transport
 from bpm.adapters import hot_rows
 from bpm.adapters.orm import Group, Task, User, UserGroup
-from bpm.adapters.orm_outbox import Notification
+from bpm.adapters.orm_outbox import Notification, OutboxMessage
 from bpm.domain import events
 from bpm.domain.errors import NotFound
 from bpm.services import outbox
@@ -178,45 +193,81 @@ def _language(locale: str | None) -> str:
 
 
 def notify_named(uow, reason: str, facts: dict[str, Any], users: Iterable[str], groups: Iterable[str]) -> None:
-    """`notify` the active users named directly or through their groups. On PostgreSQL a single statement finds
-    them and adds their in-app rows (this runs for every new task); elsewhere a query, then an insert."""
+    """`notify` the active users named directly or through their groups. On PostgreSQL one statement finds them
+    and adds their in-app rows and outbox messages; it runs for every new task, and nothing reads its result, so
+    it goes to the database with the command's other writes, in their round trip (bpm.adapters.hot_rows).
+    Elsewhere a query, then the inserts."""
     users, groups = list(users), list(groups)
     if not (users or groups) or not outbox.is_postgres(uow):
         notify(uow, reason, facts, resolve_recipients(uow, users, groups))
         return
+    settings = uow.settings
+    emails, robots = bool(getattr(settings, "smtp_host", "")), robot_kinds(settings)
     in_app = _in_app_row(uow, reason, facts)
     values = {"users": users, "groups": groups, "title_en": _title(reason, facts, "en")[:300],
               "title_zh": _title(reason, facts, "zh")[:300], "body": in_app["body"], "link": in_app["link"],
-              "created_at": in_app["created_at"]}
-    driver_statement = _notify_named_sql(len(users), len(groups))  # this runs for every new task
-    rows = hot_rows.fetch_on_driver(uow.session, driver_statement, values)
-    if rows is None:
-        rows = uow.session.execute(_notify_named_statement(), values)
-    _enqueue_messages(uow, reason, facts, [(username, email, _language(locale)) for username, email, locale in rows])
+              "created_at": in_app["created_at"], "reason": reason, "kinds": robots}
+    statement = _fan_out_sql(len(users), len(groups), emails, bool(robots))
+    if not hot_rows.queue_statement(uow.session, statement, {**values, "facts": facts}, json_values=("facts",)):
+        uow.session.execute(_fan_out_statement(emails, bool(robots)), {**values, "facts": facts})
 
 
 @functools.lru_cache(maxsize=256)
-def _notify_named_sql(users: int, groups: int) -> hot_rows.DriverStatement:
-    """`_notify_named_statement` compiled for that many names and groups."""
-    return hot_rows.compiled(_notify_named_statement(), {"users": users, "groups": groups})
+def _fan_out_sql(users: int, groups: int, emails: bool, robots: bool) -> hot_rows.DriverStatement:
+    """`_fan_out_statement` compiled for that many names and groups."""
+    return hot_rows.compiled(_fan_out_statement(emails, robots), {"users": users, "groups": groups})
 
 
 @functools.cache
-def _notify_named_statement():
-    """PostgreSQL: the recipients query of `resolve_recipients` as a CTE, an INSERT of their in-app rows (titled
-    in each recipient's language) fed from it, and the recipients as the result. Built once."""
+def _fan_out_statement(emails: bool, robots: bool):
+    """PostgreSQL: `notify` for the recipients of `resolve_recipients`, in one statement. The recipients query is a
+    CTE; INSERTs fed from it add their in-app rows (titled in each one's language), with `emails` one outbox
+    email per recipient with an address, and with `robots` one outbox message per robot kind (bound as `kinds`)
+    naming them all. The payloads are those `_enqueue_messages` builds. Built once per shape."""
     recipients = _recipients_query(postgres=True).cte("recipients")
-    table = Notification.__table__
-    # the rule of _language, in SQL: a locale starting with "zh" (any case) reads Chinese, everything else English
-    title = case((func.lower(func.coalesce(recipients.c.locale, "")).like("zh%"), bindparam("title_zh")),
-                 else_=bindparam("title_en"))
-    added = (insert(table).from_select(
+    chinese = func.lower(func.coalesce(recipients.c.locale, "")).like("zh%")  # the rule of _language, in SQL
+    notifications = Notification.__table__
+    title = case((chinese, bindparam("title_zh")), else_=bindparam("title_en"))
+    in_app = insert(notifications).from_select(
         ["username", "title", "body", "link", "created_at"],
-        select(recipients.c.username, title, bindparam("body"), bindparam("link", type_=table.c.link.type),
-               bindparam("created_at", type_=table.c.created_at.type)))
-        .cte("added"))
-    return select(recipients.c.username, recipients.c.email, recipients.c.locale).add_cte(added).order_by(
-        recipients.c.username)
+        select(recipients.c.username, title, bindparam("body"), bindparam("link", type_=notifications.c.link.type),
+               bindparam("created_at", type_=notifications.c.created_at.type)))
+    reason, facts = cast(bindparam("reason"), Text), bindparam("facts", type_=JSONB)
+    messages = []
+    if emails:
+        payload = _jsonb_object(to=recipients.c.email, username=recipients.c.username, reason=reason,
+                                language=case((chinese, literal_column("'zh'")), else_=literal_column("'en'")),
+                                facts=facts)
+        messages.append(select(*_pending_message(literal_column("'email'"), payload))
+                        .where(recipients.c.email.is_not(None), recipients.c.email != "")
+                        .order_by(recipients.c.username))
+    if robots:
+        names = select(func.coalesce(func.jsonb_agg(aggregate_order_by(recipients.c.username,
+                                                                        recipients.c.username)),
+                                     literal_column("'[]'::jsonb"))).scalar_subquery()
+        kinds = func.unnest(bindparam("kinds", type_=ARRAY(Text))).table_valued("kind").render_derived()
+        messages.append(select(*_pending_message(kinds.c.kind, _jsonb_object(reason=reason, facts=facts,
+                                                                              recipients=names))))
+    if not messages:
+        return in_app
+    # one INSERT, the emails first, as _enqueue_messages orders them
+    return insert(OutboxMessage.__table__).from_select(OUTBOX_COLUMNS, union_all(*messages) if len(messages) > 1
+                                                       else messages[0]).add_cte(in_app.cte("in_app"))
+
+
+def _jsonb_object(**members):
+    """jsonb_build_object of these members, the keys as SQL literals (typed, unlike bound parameters)."""
+    return func.jsonb_build_object(*(part for key, value in members.items()
+                                     for part in (literal_column(f"'{key}'"), value)))
+
+
+OUTBOX_COLUMNS = ("created_at", "kind", "payload", "status", "attempts")
+
+
+def _pending_message(kind, payload) -> tuple:
+    """The OUTBOX_COLUMNS of a pending message, created when the in-app rows are."""
+    created_at = bindparam("created_at", type_=OutboxMessage.__table__.c.created_at.type)
+    return created_at, kind, payload, literal_column("'pending'"), literal_column("0")
 
 
 def _in_app_row(uow, reason: str, facts: dict[str, Any]) -> dict[str, Any]:

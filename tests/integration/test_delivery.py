@@ -12,7 +12,7 @@ from conftest import START, bpmn_fixture, deploy
 from receivers import SmtpSink, WebhookReceiver
 from sqlalchemy import create_engine, func, select, text, update
 
-from bpm.adapters.orm import User
+from bpm.adapters.orm import Task, User
 from bpm.adapters.orm_outbox import Notification, OutboxMessage
 from bpm.config import Settings
 from bpm.domain import events
@@ -81,19 +81,46 @@ def test_a_new_task_notifies_every_candidate_in_app_and_nobody_else(client, lily
 
 def test_a_new_task_notifies_active_members_in_their_language_and_emails_those_with_an_address(
         client, context, lily):
-    for username, group in (("mei", "team-leads"), ("gone", "team-leads")):
-        identity.create_user(identity.CreateUser(username, groups=[group], roles=["approver"]), context.uow())
+    for username, email in (("mei", "mei@example.com"), ("gone", "gone@example.com")):
+        identity.create_user(identity.CreateUser(username, email=email, groups=["team-leads"], roles=["approver"]),
+                             context.uow())
     with context.uow() as uow:
         uow.session.execute(update(User).where(User.username == "mei").values(locale="zh-CN"))
         uow.session.execute(update(User).where(User.username == "gone").values(active=False))
         uow.commit()
-    start_expense(client, lily)
+    started = start_expense(client, lily)
     with context.uow() as uow:
         titles = dict(uow.session.execute(select(Notification.username, Notification.title)).all())
+        task = uow.session.scalars(select(Task).where(Task.instance_id == started["id"])).one()
     assert titles == {"alice": "New task: Team lead review", "lily": "New task: Team lead review",
                       "mei": "新任务：Team lead review"}
-    emails = [row.payload for row in outbox_rows(context) if row.kind == "email"]
-    assert [(e["to"], e["username"], e["language"]) for e in emails] == [("lily@example.com", "lily", "en")]
+    facts = {"task_id": task.id, "instance_id": started["id"], "process_key": "expense_approval",
+             "name": "Team lead review", "business_key": "EXP-1",
+             "due_at": (START + timedelta(days=2)).isoformat(), "at": START.isoformat()}
+    messages = [(row.kind, row.payload) for row in outbox_rows(context)]
+    assert messages == [
+        ("email", {"to": "lily@example.com", "username": "lily", "reason": "task_created", "language": "en",
+                   "facts": facts}),
+        ("email", {"to": "mei@example.com", "username": "mei", "reason": "task_created", "language": "zh",
+                   "facts": facts}),
+        ("webhook", {"reason": "task_created", "facts": facts, "recipients": ["alice", "lily", "mei"]})]
+
+
+def test_a_new_tasks_notifications_are_written_with_the_transaction_and_only_with_it(context, lily):
+    """On PostgreSQL the fan-out statement waits for the commit's round trip: an explicit flush sends it (a query
+    of the same transaction sees the rows), a rollback drops it with everything else."""
+    facts = {"name": "Contract review", "task_id": "t-1"}
+    with context.uow() as uow:
+        notifications.notify_named(uow, "task_created", facts, ["bob"], ["team-leads"])
+        uow.flush()
+        seen = list(uow.session.scalars(select(Notification.username).order_by(Notification.username)))
+        kinds = list(uow.session.scalars(select(OutboxMessage.kind).order_by(OutboxMessage.id)))
+    assert seen == ["alice", "bob", "lily"] and kinds == ["email", "webhook"]
+    with context.uow() as uow:
+        notifications.notify_named(uow, "task_created", facts, ["bob"], [])
+    with context.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Notification)) == 0
+        assert uow.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
 
 
 def test_users_named_directly_and_through_a_group_are_notified_once(context, lily):
@@ -128,10 +155,10 @@ def test_a_large_groups_recipients_are_read_by_primary_key_among_many_users(post
                 "INSERT INTO user_groups (user_id, group_id) SELECT users.id, groups.id FROM users, groups "
                 "WHERE groups.name = 'crowd' AND users.username LIKE 'many-%' AND users.id % 66 = 0"))
             connection.execute(text("ANALYZE users, groups, user_groups"))
-            compiled = notifications._notify_named_statement().compile(connection)
+            compiled = notifications._fan_out_statement(emails=True, robots=True).compile(connection)
             bound = compiled.construct_expanded_state({
                 "users": [], "groups": ["crowd"], "title_en": "New task", "title_zh": "New task", "body": "",
-                "link": None, "created_at": START})
+                "link": None, "created_at": START, "reason": "task_created", "facts": "{}", "kinds": ["webhook"]})
             plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + bound.statement, bound.parameters).scalars())
             members = connection.execute(notifications._recipients_query(postgres=True),
                                          {"users": [], "groups": ["crowd"]}).all()

@@ -245,24 +245,40 @@ def test_a_long_run_of_appended_rows_is_written_in_inserts_of_at_most_100_rows_i
 
 @pytest.mark.parametrize("names", [([], ["finance"]), (["eve", "nobody"], ["finance", "directors"]), ([], [])])
 def test_a_statement_compiled_for_the_driver_is_the_one_sqlalchemy_sends(context, users, statements, names):
-    """A new task's recipients (and their in-app rows) found on the driver: the same text as SQLAlchemy's for lists
-    of those lengths, so PostgreSQL keeps one cached plan per shape, and the same recipients."""
+    """A new task's fan-out (its recipients' in-app rows and outbox messages) queued for the driver: the same text
+    as SQLAlchemy's for lists of those lengths, so PostgreSQL keeps one cached plan per shape, and the same rows."""
     from bpm.adapters import hot_rows
-    from bpm.services.notifications import _notify_named_sql, _notify_named_statement
+    from bpm.services.notifications import _fan_out_sql, _fan_out_statement
 
     user_names, groups = names
     values = {"users": user_names, "groups": groups, "title_en": "t", "title_zh": "t", "body": "b", "link": None,
-              "created_at": START}
-    with context.uow() as uow:
-        by_sqlalchemy = [tuple(row) for row in uow.session.execute(_notify_named_statement(), values)]
+              "created_at": START, "reason": "task_created", "kinds": ["webhook", "wecom"]}
+    facts = {"name": "t", "task_id": "t-1"}
+    with context.uow() as uow:  # not committed: rolled back
+        uow.session.execute(_fan_out_statement(emails=True, robots=True), {**values, "facts": facts})
         sent = statements[-1]
-        on_driver = _notify_named_sql(len(user_names), len(groups))
-        assert hot_rows.fetch_on_driver(uow.session, on_driver, values) == by_sqlalchemy
-        uow.commit()
+        by_sqlalchemy = _fanned_out(uow)
+    on_driver = _fan_out_sql(len(user_names), len(groups), True, True)
+    with context.uow() as uow:
+        assert hot_rows.queue_statement(uow.session, on_driver, {**values, "facts": facts}, json_values=("facts",))
+        assert _fanned_out(uow) == ([], [])  # queued, not sent yet
+        uow.flush()
+        assert _fanned_out(uow) == by_sqlalchemy
     assert " ".join(on_driver.text.split()) == sent
     expected = sorted({"eve", "nobody", "bob", "carol"} & set(user_names + ["bob"] * ("finance" in groups)
                                                               + ["carol"] * ("directors" in groups)))
-    assert [row[0] for row in by_sqlalchemy] == expected
+    assert by_sqlalchemy[0] == expected
+    assert by_sqlalchemy[1] == [(kind, {"reason": "task_created", "facts": facts, "recipients": expected})
+                                for kind in ("webhook", "wecom")]
+
+
+def _fanned_out(uow) -> tuple[list, list]:
+    """The usernames of the in-app rows and the (kind, payload) of the outbox messages, in the order written."""
+    from bpm.adapters.orm_outbox import Notification, OutboxMessage
+
+    return (list(uow.session.scalars(select(Notification.username).order_by(Notification.id))),
+            [tuple(row) for row in uow.session.execute(select(OutboxMessage.kind, OutboxMessage.payload)
+                                                       .order_by(OutboxMessage.id))])
 
 
 def test_an_approvers_decision_is_written_on_the_driver_with_the_key_the_database_gives(
