@@ -27,7 +27,7 @@ class ServerContext:
     def build(cls, settings: Settings, clock: Clock | None = None) -> ServerContext:
         load_all_models()
         load_handlers()
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, timeouts=settings.database_timeouts)
         clock = clock or (ManualClock() if settings.clock == "manual" else SystemClock())
         return cls(settings, engine, session_factory(engine), clock, read_only_session_factory(engine))
 

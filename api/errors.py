@@ -105,23 +105,44 @@ def _out_of_range(error: Exception):
 
 def _database_error(error: DBAPIError):
     """A database failure the client can retry: the database is down or dropped the connection (503, the pool has
-    replaced its connections by then), or it aborted the transaction for a concurrent one (409, deadlock or
-    serialization failure: nothing was applied). Any other database error is unexpected."""
+    replaced its connections by then), a statement or a lock wait outlasted its timeout (503), or it aborted the
+    transaction for a concurrent one (409, deadlock or serialization failure: nothing was applied). Any other
+    database error is unexpected."""
     state = getattr(error.orig, "sqlstate", None) or ""
     if state in RETRY_CONFLICT_STATES:
         log.info("transaction aborted by the database (%s): %s", state, str(error.orig).split("\n")[0])
         return problem(409, "a concurrent request changed the same data and the database aborted this one; nothing "
                             "was applied, retry it", f"urn:bpm:problem:{errors.ConcurrencyConflict.code}")
+    if state in TIMED_OUT:
+        return _timed_out(error, state)
     if not (error.connection_invalidated or _connection_failure(error, state)):
         return _unexpected(error)
     log.warning("database unavailable: %s", str(error.orig or error).split("\n")[0])
-    response = problem(503, "the database is unavailable or the connection to it was lost; the request may not "
-                            "have been applied, retry it", "urn:bpm:problem:database-unavailable")
-    response.headers["Retry-After"] = "1"
-    return response
+    return _retry_later("the database is unavailable or the connection to it was lost; the request may not have "
+                        "been applied, retry it", "urn:bpm:problem:database-unavailable")
 
 
 RETRY_CONFLICT_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+# Waits that the session's timeouts ended (BPM_DB_STATEMENT_TIMEOUT, BPM_DB_LOCK_TIMEOUT): SQLSTATE -> detail, type.
+TIMED_OUT = {
+    "57014": ("the database did not answer in time; retry the request",
+              "urn:bpm:problem:database-timeout"),  # query_canceled: statement_timeout (or an administrator)
+    "55P03": ("the row is locked by another operation; retry the request in a moment",
+              "urn:bpm:problem:row-locked"),  # lock_not_available: lock_timeout (or NOWAIT)
+}
+
+
+def _timed_out(error: DBAPIError, state: str):
+    """The statement or its wait for a lock outlasted its timeout: the database rolled the transaction back, and
+    the client may retry once the other operation is done rather than hold a server thread waiting for it."""
+    log.warning("database wait timed out (%s): %s", state, str(error.orig).split("\n")[0])
+    return _retry_later(*TIMED_OUT[state])
+
+
+def _retry_later(detail: str, type_: str):
+    response = problem(503, detail, type_)
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def _connection_failure(error: DBAPIError, state: str) -> bool:

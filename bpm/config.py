@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_VAR_DIR = Path("var")
+# PostgreSQL keeps its timeouts in milliseconds in a 32-bit integer: a longer one would refuse every connection.
+MAX_TIMEOUT_SECONDS = 2_147_483
+
+
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long a database session may wait, in seconds; 0 is no limit (PostgreSQL's own meaning of 0).
+
+    A request or a job waiting on a row lock that a hung transaction holds would otherwise wait for ever and
+    keep its thread: the statement and the lock wait end with an error the client can retry, and a process
+    that stopped half-way through a transaction loses its session, so its row locks go with it."""
+
+    statement: float = 30.0  # statement_timeout
+    lock: float = 10.0  # lock_timeout
+    idle_in_transaction: float = 60.0  # idle_in_transaction_session_timeout
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,8 @@ class Settings:
     delivery_max_attempts: int = 6
     # daily jobs: the time of day (HH:MM, UTC) at which the dormant-customer check runs
     dormant_check_at: str = "01:00"
+    # bounded waits of the api's and the workers' database sessions (PostgreSQL only; migrations wait unbounded)
+    database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -60,6 +78,11 @@ class Settings:
             public_url=env.get("BPM_PUBLIC_URL", "http://127.0.0.1:8000"),
             delivery_max_attempts=int(env.get("BPM_DELIVERY_MAX_ATTEMPTS", "6")),
             dormant_check_at=env.get("BPM_DORMANT_CHECK_AT", "01:00"),
+            database_timeouts=DatabaseTimeouts(
+                statement=_seconds(env, "BPM_DB_STATEMENT_TIMEOUT", DatabaseTimeouts.statement),
+                lock=_seconds(env, "BPM_DB_LOCK_TIMEOUT", DatabaseTimeouts.lock),
+                idle_in_transaction=_seconds(env, "BPM_DB_IDLE_IN_TRANSACTION_TIMEOUT",
+                                             DatabaseTimeouts.idle_in_transaction)),
         )
 
     def with_overrides(self, **changes) -> Settings:
@@ -68,3 +91,19 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.broker_url
+
+
+def _seconds(env, name: str, default: float) -> float:
+    """A duration in seconds (0: no limit) from the variable `name`, or `default` when it is unset or empty. A
+    value that is not one is refused here, naming the variable, rather than by the first connection."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_TIMEOUT_SECONDS:  # also false for nan
+        raise ValueError(f"{name} must be a number of seconds from 0 (no limit) to {MAX_TIMEOUT_SECONDS}, "
+                         f"not {text!r}")
+    return seconds

@@ -33,7 +33,8 @@ class WorkerContext:
         load_handlers()
         # A manual clock moves only inside the process that owns it (the embedded server), so a separate
         # worker process always reads the system clock.
-        return cls(settings, make_engine(settings.database_url), clock or SystemClock())
+        engine = make_engine(settings.database_url, timeouts=settings.database_timeouts)
+        return cls(settings, engine, clock or SystemClock())
 
     @cached_property
     def sessions(self):

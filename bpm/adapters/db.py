@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+
+from bpm.config import DatabaseTimeouts
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -20,13 +23,17 @@ READ_ONLY = "bpm_read_only"  # execution option of the engine that read-only uni
 WROTE = "bpm_wrote"  # on a connection's info: a statement other than SELECT ran in its transaction
 
 
-def make_engine(database_url: str, ping_idle_connections: bool = True, **kwargs) -> Engine:
+def make_engine(database_url: str, ping_idle_connections: bool = True, timeouts: DatabaseTimeouts | None = None,
+                **kwargs) -> Engine:
     """An engine for the database URL. On a server database, a connection that sat idle in the pool for more than
     PING_AFTER_IDLE_SECONDS is pinged when taken out (unless `ping_idle_connections` is false), and a failed ping
-    replaces every pooled connection, so requests after a database restart or failover get fresh ones."""
+    replaces every pooled connection, so requests after a database restart or failover get fresh ones. On
+    PostgreSQL, `timeouts` bound each session's waits (none given: the database's own settings apply)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(database_url, url.database, **kwargs)
+    if timeouts is not None and url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = _with_timeouts(url, kwargs.get("connect_args") or {}, timeouts)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(database_url, **kwargs)
@@ -35,6 +42,31 @@ def make_engine(database_url: str, ping_idle_connections: bool = True, **kwargs)
     if ping_idle_connections and not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine
+
+
+def _with_timeouts(url: URL, connect_args: dict, timeouts: DatabaseTimeouts) -> dict:
+    """`connect_args` whose libpq startup `options` set the timeouts, so a new connection costs no extra round
+    trip. The options the connection would have had otherwise come after them: a caller's own `-c` for one of
+    these parameters wins."""
+    settings = _startup_settings({"statement_timeout": timeouts.statement, "lock_timeout": timeouts.lock,
+                                  "idle_in_transaction_session_timeout": timeouts.idle_in_transaction})
+    return {**connect_args, "options": f"{settings} {_given_options(url, connect_args)}".strip()}
+
+
+def _given_options(url: URL, connect_args: dict) -> str:
+    """The libpq `options` a connection gets without ours: from connect_args, else the URL, else PGOPTIONS (libpq
+    ignores PGOPTIONS once `options` is given, so it must be carried over)."""
+    options = connect_args.get("options") or url.query.get("options") or os.environ.get("PGOPTIONS", "")
+    return options if isinstance(options, str) else " ".join(options)  # a URL may repeat a query parameter
+
+
+def _startup_settings(seconds_by_parameter: dict[str, float]) -> str:
+    return " ".join(f"-c {name}={_milliseconds(seconds)}" for name, seconds in seconds_by_parameter.items())
+
+
+def _milliseconds(seconds: float) -> int:
+    """PostgreSQL's unit for these timeouts; a positive timeout never rounds down to 0, which means no limit."""
+    return max(1, round(seconds * 1000)) if seconds > 0 else 0
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -96,8 +128,20 @@ def _begin_immediate(connection) -> None:
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", migration_url(database_url).replace("%", "%%"))
     return config
+
+
+def migration_url(database_url: str) -> str:
+    """The URL schema migrations connect with: on PostgreSQL without a statement or lock timeout, whatever the
+    role, the database or PGOPTIONS set (ours come last and win), since building an index on a big table may
+    take long and a migration must wait for the locks it needs rather than stop half-way."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return database_url
+    unbounded = _startup_settings({"statement_timeout": 0, "lock_timeout": 0})
+    options = f"{_given_options(url, {})} {unbounded}".strip()
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
 def migrate(database_url: str) -> None:
