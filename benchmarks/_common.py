@@ -77,11 +77,11 @@ def driver_statements(engine):
 
         dbapi_connection.cursor_factory = Recording
 
-    def record_sent(connection, statements):
+    def record_sent(connection, statements, commit=False):
         seen.extend((sql, parameters, False) for sql, parameters, _check in statements)
         sending.append(True)
         try:
-            return send_statements(connection, statements)
+            return send_statements(connection, statements, commit=commit)
         finally:
             sending.pop()
 

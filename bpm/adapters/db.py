@@ -21,6 +21,7 @@ PING_AFTER_IDLE_SECONDS = 0.5
 _IDLE_SINCE = "bpm_idle_since"
 READ_ONLY = "bpm_read_only"  # execution option of the engine that read-only units of work use
 WROTE = "bpm_wrote"  # on a connection's info: a statement other than SELECT ran in its transaction
+COMMITTED = "bpm_committed"  # on a connection's info: its COMMIT went with the writes (bpm.adapters.hot_rows)
 
 
 def make_engine(database_url: str, ping_idle_connections: bool = True, timeouts: DatabaseTimeouts | None = None,

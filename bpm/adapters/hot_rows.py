@@ -18,7 +18,9 @@ PostgreSQL sees the same prepared statements):
 
 Semantics kept from the flush:
 - the instance's version check (`version_id_col`): the UPDATE names the version read, sets the next one, and a row
-  count other than one raises StaleDataError, which the unit of work turns into ConcurrencyConflict;
+  count other than one raises StaleDataError, which the unit of work turns into ConcurrencyConflict. The
+  database checks the count (`_update_sql`), so the writes' round trip may carry the COMMIT as well: a
+  command's writes and its commit cost one round trip;
 - column defaults of the model (`default=`) are applied to new rows and set on the objects;
 - JSON columns are sent as JSONB, the way the ORM's type sends them (None set on an attribute is JSON null);
 - a driver error is raised as SQLAlchemy's exception for it (IntegrityError ...), and a dropped connection is
@@ -44,12 +46,13 @@ import psycopg
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Table, bindparam, exc
+from sqlalchemy import JSON, Table, Text, bindparam, cast, exc, func, literal_column
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.exc import StaleDataError
 
-from bpm.adapters.db import READ_ONLY, WROTE
+from bpm.adapters.db import COMMITTED, READ_ONLY, WROTE
 from bpm.adapters.orm import ProcessInstance, Task
 from bpm.adapters.orm_approvals import ApprovalRecord
 
@@ -164,10 +167,12 @@ class Writes:
     def add(self, sql: str, parameters: dict[str, Any], check: Check | None = None) -> None:
         self.statements.append((sql, parameters, check))
 
-    def send(self) -> None:
+    def send(self, commit: bool = False) -> None:
+        """Send the queued statements; with `commit`, the transaction's COMMIT goes with them when they go in a
+        pipeline (the caller has nothing left to write: see `send_statements`)."""
         statements, self.statements = self.statements, []
         if statements:
-            send_statements(self.connection, statements)
+            send_statements(self.connection, statements, commit=commit)
         # As the flush ends: new rows become persistent, and every written row's values become its committed state
         # (also noted on the transaction, so a rollback expires them). A flush after this leaves them alone.
         written, self.written = self.written, set()
@@ -186,11 +191,18 @@ class Result:
 Check = Callable[[Result], None]
 
 
-def send_statements(connection, statements: list[tuple[str, dict[str, Any], Check | None]]) -> None:
+def send_statements(connection, statements: list[tuple[str, dict[str, Any], Check | None]],
+                    commit: bool = False) -> None:
     """Send the statements in one pipeline when the connection is in a transaction, not in a pipeline already, and
     prepares statements (else one by one on a cursor, as before). Then, statement by statement in order, a driver
-    error is raised as SQLAlchemy raises it, or the statement's check runs: a stale version is StaleDataError even
-    when a later statement of the pipeline failed because of it."""
+    error is raised as SQLAlchemy raises it (an UPDATE that matched no row as StaleDataError), or the statement's
+    check runs.
+
+    With `commit`, a pipeline ends with the transaction's COMMIT: the round trip of the writes is the commit's.
+    The database itself checks each UPDATE's row count (`_update_sql`), so a failed write aborts the transaction
+    and the COMMIT after it is skipped; nothing is committed that a check here would have refused. psycopg's own
+    commit then finds no transaction and sends nothing. Without a pipeline the caller's COMMIT follows as
+    before."""
     dbapi_connection = connection.connection.dbapi_connection
     pgconn, prepared = dbapi_connection.pgconn, _prepared_statements(dbapi_connection)
     if (prepared is None or pgconn.transaction_status != pq.TransactionStatus.INTRANS
@@ -199,9 +211,11 @@ def send_statements(connection, statements: list[tuple[str, dict[str, Any], Chec
         return
     try:
         queries = [_adapted(Transformer(dbapi_connection), sql, parameters) for sql, parameters, _ in statements]
-        results = _in_pipeline(pgconn, queries, prepared)
+        results = _in_pipeline(pgconn, queries, prepared, commit)
     except psycopg.Error as error:
         _raise_as_sqlalchemy_does(connection, None, *statements[0][:2], error)
+    if commit:
+        statements = [*statements, ("COMMIT", {}, None)]
     for (sql, parameters, check), result in zip(statements, results, strict=True):
         if result.status == pq.ExecStatus.FATAL_ERROR:
             error = psycopg.errors.error_from_result(result, encoding=dbapi_connection.info.encoding)
@@ -209,6 +223,8 @@ def send_statements(connection, statements: list[tuple[str, dict[str, Any], Chec
         if check is not None:
             check(Result(result.command_tuples or 0,
                          int(result.get_value(0, 0)) if result.ntuples else None))  # RETURNING an integer key
+    if commit:
+        connection.info[COMMITTED] = True  # until the next transaction begins: see unit_of_work._note_writes
 
 
 def _on_cursor(connection, statements) -> None:
@@ -241,10 +257,12 @@ def _adapted(transformer: Transformer, sql: str, parameters: dict[str, Any]) -> 
     return text, values, transformer.types or (), transformer.formats
 
 
-def _in_pipeline(pgconn, queries: list[tuple], prepared) -> list:
+def _in_pipeline(pgconn, queries: list[tuple], prepared, commit: bool = False) -> list:
     """Each query's result, after one round trip: a query not prepared on the connection yet is prepared first, in
     the same pipeline (a failed prepare stands as its query's result). The transaction is left aborted if one
-    failed; a statement prepared before that stays prepared (PREPARE is not undone by a rollback)."""
+    failed; a statement prepared before that stays prepared (PREPARE is not undone by a rollback). With `commit`,
+    COMMIT follows the queries, and its result theirs (skipped after a failure: the transaction stays open and
+    aborted, for the caller's rollback)."""
     sent = []  # per command in the pipeline: the key and name it prepares, or None for a query
     pgconn.enter_pipeline_mode()
     try:
@@ -258,6 +276,9 @@ def _in_pipeline(pgconn, queries: list[tuple], prepared) -> list:
                 pgconn.send_prepare(name, text, param_types=types)
                 sent.append((key, name))
             pgconn.send_query_prepared(name, values, param_formats=formats)
+            sent.append(None)
+        if commit:
+            pgconn.send_query_params(b"COMMIT", None)
             sent.append(None)
         pgconn.pipeline_sync()
         results = _pipeline_results(pgconn)
@@ -359,6 +380,8 @@ def _raise_as_sqlalchemy_does(connection, cursor, statement: str, parameters, er
     """What SQLAlchemy's own execution raises for a driver error: its exception class for it (IntegrityError for
     a unique violation, which callers catch), and a connection the database dropped is invalidated, so the pool
     replaces it."""
+    if error.sqlstate == STALE_ROW:
+        raise StaleDataError(error.diag.message_primary) from error  # the unit of work: ConcurrencyConflict
     disconnected = connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
     if disconnected:
         connection.invalidate(error)
@@ -406,11 +429,7 @@ def _update(writes: Writes, state) -> None:
         values["version"] = parameters["version"] = read + 1
         parameters["_version"] = read
         changed = tuple(name for name in changed if name != "version")
-    def check_one_matched(result: Result) -> None:
-        if result.rowcount != 1:
-            raise StaleDataError(f"UPDATE of {table.name} {values['id']!r} matched {result.rowcount} rows, expected 1")
-
-    writes.add(_update_sql(table, changed, versioned), parameters, check_one_matched)
+    writes.add(_update_sql(table, changed, versioned), parameters)
 
 
 @functools.cache
@@ -462,12 +481,21 @@ def _insert_rows_sql(table: Table, names: tuple[str, ...], count: int) -> str:
 
 @functools.cache
 def _update_sql(table: Table, names: tuple[str, ...], versioned: bool) -> str:
+    """The UPDATE of one row by key (and the version read), checked by the database: its row count goes to
+    `bpm_expect_one_row` (migration 0016), which fails the statement with STALE_ROW unless it is one, as the
+    flush's check would (a version another command changed first, a row deleted meanwhile)."""
     assignments = {name: bindparam(name) for name in names}
     condition = [table.c.id == bindparam("_key")]
     if versioned:
         assignments["version"] = bindparam("version")
         condition.append(table.c.version == bindparam("_version"))
-    return compiled(table.update().values(assignments).where(*condition)).text
+    updated = table.update().values(assignments).where(*condition).returning(literal_column("1")).cte("updated")
+    matched = sql_select(func.count()).select_from(updated).scalar_subquery()
+    what = literal_column(f"'UPDATE of {table.name} '").concat(cast(bindparam("_key"), Text))
+    return compiled(sql_select(func.bpm_expect_one_row(matched, what))).text
+
+
+STALE_ROW = "BP001"  # the SQLSTATE of bpm_expect_one_row's error
 
 
 @dataclass(frozen=True)

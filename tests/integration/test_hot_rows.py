@@ -401,3 +401,83 @@ def test_a_stale_version_is_raised_even_when_a_later_statement_of_the_pipeline_f
                 ("UPDATE tasks SET instance_id=%(instance)s::VARCHAR WHERE tasks.id = %(id)s::VARCHAR",
                  {"instance": "no-such-instance", "id": instance["open_tasks"][0]["id"]}, None)])
         connection.rollback()
+
+
+def test_a_completions_writes_and_its_commit_go_to_the_database_in_one_round_trip(client, users, context, tmp_path):
+    """libpq's trace of the completion's connection: the COMMIT is sent in the pipeline of the writes, before its
+    one Sync, and never again on its own."""
+    from psycopg import pq
+
+    from bpm.services import tasks
+
+    deploy(client, users["dora"], EXPENSE)
+    task_id = start(client, users, "ONE-TRIP")["open_tasks"][0]["id"]
+    trace_path, alice = tmp_path / "libpq.trace", _actor(context, users, "alice")
+
+    with trace_path.open("w") as trace:
+        def trace_connection(dbapi_connection, _record, _proxy):
+            dbapi_connection.pgconn.trace(trace.fileno())
+            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+        event.listen(context.engine, "checkout", trace_connection)
+        try:
+            tasks.complete_task(tasks.CompleteTask(task_id, alice, {"approved": True}), context.uow())
+        finally:
+            event.remove(context.engine, "checkout", trace_connection)
+    # the frontend's messages: (type, what follows on its first line)
+    messages = [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
+    syncs = [number for number, message in enumerate(messages) if message[0] == "Sync"]
+    commits = [message for message in messages if '"COMMIT"' in message[-1]]
+    pipeline = messages[syncs[-2] + 1:syncs[-1]]
+    assert commits == [("Parse", ' "" "COMMIT" 0')] and commits[0] in pipeline, messages
+    executed = [message for message in pipeline if message[0] == "Execute"]
+    assert len(executed) >= 5, pipeline  # instance, the two tasks, history, the new task's fan-out; COMMIT
+    assert syncs[-1] == len(messages) - 1, messages  # nothing after the writes
+    with context.engine.connect() as connection:
+        assert connection.execute(select(Task.status).where(Task.id == task_id)).scalar_one() == "completed"
+
+
+def _actor(context, users, username):
+    from bpm.services import identity
+
+    return identity.authenticate(users[username]["Authorization"].split()[-1], context.uow())
+
+
+def test_a_stale_update_sent_with_the_commit_fails_the_whole_transaction(client, users, context):
+    """The database checks the versioned UPDATE (migration 0016): when it matches no row, the statements before it
+    in the same round trip are not committed by the COMMIT after it."""
+    from bpm.adapters import hot_rows
+
+    deploy(client, users["dora"], EXPENSE)
+    instance = start(client, users, "COMMIT-STALE")
+    task_id = instance["open_tasks"][0]["id"]
+    stale_update = hot_rows._update_sql(ProcessInstance.__table__, ("status",), True)
+    with context.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        with pytest.raises(StaleDataError, match="UPDATE of process_instances .* matched 0 rows"):
+            hot_rows.send_statements(connection, [
+                (RENAME, {"name": "Renamed", "id": task_id}, None),
+                (stale_update, {"status": "running", "_key": instance["id"], "version": 1000, "_version": 999},
+                 None)], commit=True)
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection.pgconn.transaction_status == pq_status("INERROR")
+        connection.rollback()
+        connection.execute(text("SELECT 1"))
+        hot_rows.send_statements(connection, [
+            (RENAME, {"name": "Renamed", "id": task_id}, None),
+            (stale_update, {"status": "running", "_key": instance["id"], "version": 2, "_version": 1}, None)],
+            commit=True)
+        assert dbapi_connection.pgconn.transaction_status == pq_status("IDLE")  # committed in the pipeline
+        with pytest.raises(RuntimeError, match="after the transaction was committed"):
+            connection.execute(text("SELECT 1"))  # would begin a transaction outside this one
+        connection.commit()  # psycopg finds no transaction: sends nothing
+    with context.engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM tasks WHERE id = :id"), {"id": task_id}).scalar() == "Renamed"
+        assert connection.execute(text("SELECT version FROM process_instances WHERE id = :id"),
+                                  {"id": instance["id"]}).scalar() == 2
+
+
+def pq_status(name: str):
+    from psycopg import pq
+
+    return getattr(pq.TransactionStatus, name)
