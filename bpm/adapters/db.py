@@ -22,6 +22,15 @@ _IDLE_SINCE = "bpm_idle_since"
 READ_ONLY = "bpm_read_only"  # execution option of the engine that read-only units of work use
 WROTE = "bpm_wrote"  # on a connection's info: a statement other than SELECT ran in its transaction
 COMMITTED = "bpm_committed"  # on a connection's info: its COMMIT went with the writes (bpm.adapters.hot_rows)
+LAZY_BEGIN = "bpm_lazy_begin"  # execution option of the engine that writing units of work use on PostgreSQL
+BEGIN_PENDING = "bpm_begin_pending"  # on a connection's info: LAZY_BEGIN, and no BEGIN sent yet in this transaction
+
+
+def begin_if_pending(connection) -> None:
+    """Send the transaction's BEGIN now, if it is still to be sent (unit_of_work.session_factory)."""
+    if connection.info.get(BEGIN_PENDING):
+        connection.info[BEGIN_PENDING] = False
+        connection.connection.dbapi_connection.execute("BEGIN")
 
 
 def make_engine(database_url: str, ping_idle_connections: bool = True, timeouts: DatabaseTimeouts | None = None,

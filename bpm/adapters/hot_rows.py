@@ -52,7 +52,7 @@ from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.exc import StaleDataError
 
-from bpm.adapters.db import COMMITTED, READ_ONLY, WROTE
+from bpm.adapters.db import BEGIN_PENDING, COMMITTED, READ_ONLY, WROTE, begin_if_pending
 from bpm.adapters.orm import ProcessInstance, Task
 from bpm.adapters.orm_approvals import ApprovalRecord
 
@@ -193,10 +193,11 @@ Check = Callable[[Result], None]
 
 def send_statements(connection, statements: list[tuple[str, dict[str, Any], Check | None]],
                     commit: bool = False) -> None:
-    """Send the statements in one pipeline when the connection is in a transaction, not in a pipeline already, and
-    prepares statements (else one by one on a cursor, as before). Then, statement by statement in order, a driver
-    error is raised as SQLAlchemy raises it (an UPDATE that matched no row as StaleDataError), or the statement's
-    check runs.
+    """Send the statements in one pipeline when the connection is in a transaction (or its BEGIN is still to be sent:
+    it goes first in the pipeline, see unit_of_work.session_factory), not in a pipeline already, and prepares
+    statements (else one by one on a cursor, after the BEGIN if pending). Then, statement by statement in order,
+    a driver error is raised as SQLAlchemy raises it (an UPDATE that matched no row as StaleDataError), or the
+    statement's check runs.
 
     With `commit`, a pipeline ends with the transaction's COMMIT: the round trip of the writes is the commit's.
     The database itself checks each UPDATE's row count (`_update_sql`), so a failed write aborts the transaction
@@ -205,17 +206,20 @@ def send_statements(connection, statements: list[tuple[str, dict[str, Any], Chec
     before."""
     dbapi_connection = connection.connection.dbapi_connection
     pgconn, prepared = dbapi_connection.pgconn, _prepared_statements(dbapi_connection)
-    if (prepared is None or pgconn.transaction_status != pq.TransactionStatus.INTRANS
+    begin = bool(connection.info.get(BEGIN_PENDING))
+    in_transaction = pq.TransactionStatus.IDLE if begin else pq.TransactionStatus.INTRANS
+    if (prepared is None or pgconn.transaction_status != in_transaction
             or pgconn.pipeline_status != pq.PipelineStatus.OFF):
+        begin_if_pending(connection)
         _on_cursor(connection, statements)
         return
+    connection.info[BEGIN_PENDING] = False
     try:
         queries = [_adapted(Transformer(dbapi_connection), sql, parameters) for sql, parameters, _ in statements]
-        results = _in_pipeline(pgconn, queries, prepared, commit)
+        results = _in_pipeline(pgconn, queries, prepared, begin, commit)
     except psycopg.Error as error:
         _raise_as_sqlalchemy_does(connection, None, *statements[0][:2], error)
-    if commit:
-        statements = [*statements, ("COMMIT", {}, None)]
+    statements = [*([("BEGIN", {}, None)] if begin else []), *statements, *([("COMMIT", {}, None)] if commit else [])]
     for (sql, parameters, check), result in zip(statements, results, strict=True):
         if result.status == pq.ExecStatus.FATAL_ERROR:
             error = psycopg.errors.error_from_result(result, encoding=dbapi_connection.info.encoding)
@@ -257,15 +261,18 @@ def _adapted(transformer: Transformer, sql: str, parameters: dict[str, Any]) -> 
     return text, values, transformer.types or (), transformer.formats
 
 
-def _in_pipeline(pgconn, queries: list[tuple], prepared, commit: bool = False) -> list:
+def _in_pipeline(pgconn, queries: list[tuple], prepared, begin: bool = False, commit: bool = False) -> list:
     """Each query's result, after one round trip: a query not prepared on the connection yet is prepared first, in
     the same pipeline (a failed prepare stands as its query's result). The transaction is left aborted if one
     failed; a statement prepared before that stays prepared (PREPARE is not undone by a rollback). With `commit`,
     COMMIT follows the queries, and its result theirs (skipped after a failure: the transaction stays open and
-    aborted, for the caller's rollback)."""
+    aborted, for the caller's rollback). With `begin`, BEGIN precedes them, and its result theirs."""
     sent = []  # per command in the pipeline: the key and name it prepares, or None for a query
     pgconn.enter_pipeline_mode()
     try:
+        if begin:
+            pgconn.send_query_params(b"BEGIN", None)
+            sent.append(None)
         for text, values, types, formats in queries:
             key = (text, types)
             name = prepared.get(key)

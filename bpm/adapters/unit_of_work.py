@@ -6,6 +6,7 @@ Leaving the block without commit() rolls everything back, so a failing command l
 from __future__ import annotations
 
 import contextvars
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
-from bpm.adapters.db import COMMITTED, READ_ONLY, WROTE
+from bpm.adapters.db import BEGIN_PENDING, COMMITTED, LAZY_BEGIN, READ_ONLY, WROTE, begin_if_pending
 from bpm.adapters.hot_rows import QUEUED, Writes, insert_rows, queue_appended, queue_hot_rows, take_queued
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
@@ -120,21 +121,31 @@ def _end_read_only(session: Session) -> None:
 
 @event.listens_for(Engine, "begin")
 def _transaction_begins(connection) -> None:
-    connection.info[WROTE] = False
-    connection.info[COMMITTED] = False
+    info = connection.info
+    info[WROTE] = False
+    info[COMMITTED] = False
+    info[BEGIN_PENDING] = bool(connection.get_execution_options().get(LAZY_BEGIN))
 
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _note_writes(connection, _cursor, statement: str, *_rest) -> None:
-    if connection.info.get(COMMITTED):
+    info = connection.info
+    if info.get(COMMITTED):
         # psycopg would begin a transaction of its own for it, outside the unit of work's: a bug to fix
         raise RuntimeError(f"a statement after the transaction was committed with its writes: {statement[:120]}")
-    if statement.lstrip()[:6].upper() == "SELECT":
+    reads = statement.lstrip()[:6].upper() == "SELECT"
+    if info.get(BEGIN_PENDING) and not (reads and _LOCKING.search(statement) is None):
+        begin_if_pending(connection)  # the first write or locking read of a lazily begun transaction
+    if reads:
         return
     if connection.get_execution_options().get(READ_ONLY) and _writes(statement):
         raise ReadOnlyViolation(f"a read-only unit of work tried to write: {statement.split(chr(10))[0][:120]}")
     connection.info[WROTE] = True
 
+
+# A SELECT that takes row locks (FOR UPDATE ... SKIP LOCKED claims) or a transaction-scoped advisory lock: it needs
+# the transaction begun, or its locks would end with the statement.
+_LOCKING = re.compile(r"\bFOR (?:NO KEY )?(?:UPDATE|KEY SHARE|SHARE)\b|pg_advisory_xact", re.IGNORECASE)
 
 WRITING_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE"})
 
@@ -203,6 +214,14 @@ def current() -> UnitOfWork | None:
 
 
 def session_factory(engine: Engine) -> sessionmaker:
+    """Sessions for units of work that write. On PostgreSQL their transaction is begun lazily: the driver runs in
+    autocommit until the first statement that writes or takes a lock, and BEGIN is sent just before it
+    (`_note_writes`), or in the same round trip as the command's writes when those are the first
+    (bpm.adapters.hot_rows): a command whose writes all go there sends BEGIN, its writes and COMMIT together. The
+    reads before the first write see what every statement sees under READ COMMITTED, the latest committed data
+    when it starts, in a transaction or not; a SELECT that locks rows begins the transaction first."""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT", **{LAZY_BEGIN: True})
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 

@@ -403,15 +403,19 @@ def test_a_stale_version_is_raised_even_when_a_later_statement_of_the_pipeline_f
         connection.rollback()
 
 
-def test_a_completions_writes_and_its_commit_go_to_the_database_in_one_round_trip(client, users, context, tmp_path):
-    """libpq's trace of the completion's connection: the COMMIT is sent in the pipeline of the writes, before its
-    one Sync, and never again on its own."""
+def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_trip(client, users, context, tmp_path):
+    """libpq's trace of the completion's connection: two round trips, the load, then BEGIN, the writes and COMMIT
+    in one pipeline; no BEGIN or COMMIT on its own. (A task without a due date: one with a due date also cancels
+    its waiting escalation steps, a statement of its own.)"""
     from psycopg import pq
 
     from bpm.services import tasks
 
     deploy(client, users["dora"], EXPENSE)
     task_id = start(client, users, "ONE-TRIP")["open_tasks"][0]["id"]
+    with context.engine.begin() as connection:
+        connection.execute(text("UPDATE tasks SET due_at = NULL WHERE id = :id"), {"id": task_id})
+        connection.execute(text("DELETE FROM task_deadlines WHERE task_id = :id"), {"id": task_id})
     trace_path, alice = tmp_path / "libpq.trace", _actor(context, users, "alice")
 
     with trace_path.open("w") as trace:
@@ -427,12 +431,14 @@ def test_a_completions_writes_and_its_commit_go_to_the_database_in_one_round_tri
     # the frontend's messages: (type, what follows on its first line)
     messages = [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
     syncs = [number for number, message in enumerate(messages) if message[0] == "Sync"]
-    commits = [message for message in messages if '"COMMIT"' in message[-1]]
-    pipeline = messages[syncs[-2] + 1:syncs[-1]]
-    assert commits == [("Parse", ' "" "COMMIT" 0')] and commits[0] in pipeline, messages
+    pipeline = messages[syncs[0] + 1:syncs[1]]
+    assert len(syncs) == 2 and syncs[-1] == len(messages) - 1, messages  # the load, then the writes; nothing after
+    assert [message for message in messages if message[-1].startswith((' "" "BEGIN"', ' "" "COMMIT"', ' "BEGIN"',
+                                                                        ' "COMMIT"'))] == [
+        ("Parse", ' "" "BEGIN" 0'), ("Parse", ' "" "COMMIT" 0')], messages
+    assert pipeline[0] == ("Parse", ' "" "BEGIN" 0') and ("Parse", ' "" "COMMIT" 0') in pipeline[-5:], pipeline
     executed = [message for message in pipeline if message[0] == "Execute"]
-    assert len(executed) >= 5, pipeline  # instance, the two tasks, history, the new task's fan-out; COMMIT
-    assert syncs[-1] == len(messages) - 1, messages  # nothing after the writes
+    assert len(executed) >= 7, pipeline  # BEGIN, instance, the two tasks, history, the new task's fan-out, COMMIT
     with context.engine.connect() as connection:
         assert connection.execute(select(Task.status).where(Task.id == task_id)).scalar_one() == "completed"
 

@@ -1,6 +1,7 @@
 """How a unit of work ends: a command commits; leaving the block without commit rolls back every write, and a
 transaction that only read ends with COMMIT (on PostgreSQL a ROLLBACK makes psycopg drop the connection's
-prepared statements, so every read-only request would cost the next commands their prepared plans)."""
+prepared statements, so every read-only request would cost the next commands their prepared plans). On
+PostgreSQL a writing unit of work begins its transaction at its first write or locking read."""
 
 from __future__ import annotations
 
@@ -83,8 +84,8 @@ def test_get_requests_read_outside_a_transaction_on_postgresql_and_leave_the_poo
     the connection goes back to the pool in transactional mode for the next command."""
     with context.uow(read_only=True) as uow:
         assert uow.session.connection().connection.dbapi_connection.autocommit is True
-    with context.uow() as uow:
-        assert uow.session.connection().connection.dbapi_connection.autocommit is False
+    with context.engine.connect() as connection:
+        assert connection.connection.dbapi_connection.autocommit is False
     sent = []
     event.listen(context.engine, "before_cursor_execute", lambda *args: sent.append(args[2].split()[0]))
     assert client.get("/api/v1/tasks", headers=users["alice"]).status_code == 200
@@ -130,3 +131,31 @@ def test_appended_rows_keep_each_ones_columns_and_get_the_column_defaults(contex
                                     .where(HistoryEntry.instance_id == "i-1").order_by(HistoryEntry.id)).all()
     assert [tuple(note) for note in notes] == [("note.one", "ivan", {}), ("note.two", "ivan", {}),
                                                ("note.three", None, {}), ("note.four", None, {"n": 4})]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_writing_unit_of_work_begins_its_transaction_at_its_first_write_or_locking_read(context):
+    """PostgreSQL: reads before the first write run outside a transaction; the first write (or a SELECT that
+    locks rows) begins it, and everything from there is one transaction: a failure rolls back every write."""
+    from psycopg.pq import TransactionStatus
+
+    def status(uow):
+        return uow.session.connection().connection.dbapi_connection.pgconn.transaction_status
+
+    with context.uow() as uow:
+        uow.session.scalar(select(func.count()).select_from(User))
+        assert status(uow) == TransactionStatus.IDLE  # nothing begun for a read
+        uow.session.scalars(select(Group).with_for_update()).all()
+        assert status(uow) == TransactionStatus.INTRANS  # the locks last until the end of the transaction
+    with pytest.raises(RuntimeError), context.uow() as uow:
+        uow.session.add(Group(name="first-of-two"))
+        uow.session.flush()
+        assert status(uow) == TransactionStatus.INTRANS
+        uow.session.add(Group(name="second-of-two"))
+        uow.session.flush()
+        raise RuntimeError("the command failed after its writes")
+    assert groups_named(context, "first-of-two") == 0 and groups_named(context, "second-of-two") == 0
+    with context.uow() as uow:
+        uow.session.add(Group(name="committed-alone"))
+        uow.commit()
+    assert groups_named(context, "committed-alone") == 1
