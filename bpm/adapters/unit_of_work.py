@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import Engine, Table, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -104,12 +105,24 @@ def _read_only(session: Session) -> bool:
     statement it sent was a SELECT. Such a transaction is ended with COMMIT instead of ROLLBACK: the same for
     the data, but psycopg drops every prepared statement of the connection on ROLLBACK, so a read-only request
     (an inbox page) would otherwise make the next commands on that connection parse and plan each statement
-    again. Anything else (a write, an unflushed change, an error) is still rolled back."""
+    again. Anything else (a write, an unflushed change, an error) is still rolled back. (On PostgreSQL a writing
+    unit of work that only read has begun no transaction in the database, see `session_factory`: neither is
+    sent.)"""
     if not session.in_transaction() or session.new or session.dirty or session.deleted:
         return False
     if session.info.get(APPENDED):
         return False
-    return not session.connection().info.get(WROTE, True)
+    connection = session.connection()
+    return not connection.info.get(WROTE, True) and _begun_in_database(connection)
+
+
+def _begun_in_database(connection) -> bool:
+    """False where the driver runs in autocommit and no BEGIN was sent (PostgreSQL: a read-only unit of work, or a
+    writing one that only read): there is no transaction in the database to end, and close() ends the session's
+    without a statement (psycopg sends no ROLLBACK then, and keeps the prepared statements)."""
+    dbapi_connection = connection.connection.dbapi_connection
+    return not (getattr(dbapi_connection, "autocommit", False) is True
+                and dbapi_connection.pgconn.transaction_status == pq.TransactionStatus.IDLE)
 
 
 def _end_read_only(session: Session) -> None:

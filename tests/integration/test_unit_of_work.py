@@ -34,12 +34,18 @@ def groups_named(context, name: str) -> int:
         return uow.session.scalar(select(func.count()).select_from(Group).where(Group.name == name))
 
 
-def test_a_transaction_that_only_read_ends_with_commit_on_postgresql(context, ends):
+def test_a_unit_of_work_that_only_read_keeps_the_connections_prepared_statements(context, ends):
+    """PostgreSQL: no transaction was begun in the database for the reads, so none is ended there: psycopg sends
+    no ROLLBACK and keeps the statements it prepared. SQLite transactions start with BEGIN IMMEDIATE (a write lock,
+    counted as a write) and SQLite has no prepared statements to keep: they end with ROLLBACK."""
     with context.uow() as uow:
-        assert uow.session.scalar(select(func.count()).select_from(User)) >= 0
-    # SQLite transactions start with BEGIN IMMEDIATE (a write lock, counted as a write) and SQLite has no
-    # prepared statements to keep: they still end with ROLLBACK.
-    assert ends == (["rollback"] if context.engine.dialect.name == "sqlite" else ["commit"])
+        for _ in range(6):  # psycopg prepares a statement at its sixth run
+            assert uow.session.scalar(select(func.count()).select_from(User)) >= 0
+        dbapi_connection = uow.session.connection().connection.dbapi_connection
+        prepared = dict(getattr(getattr(dbapi_connection, "_prepared", None), "_names", {}))
+    assert ends == ["rollback"]
+    if context.engine.dialect.name == "postgresql":
+        assert prepared and dict(dbapi_connection._prepared._names) == prepared
 
 
 def test_a_core_write_left_uncommitted_is_rolled_back(context, users, ends):
