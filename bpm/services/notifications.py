@@ -233,26 +233,30 @@ def _fan_out_statement(emails: bool, robots: bool):
         select(recipients.c.username, title, bindparam("body"), bindparam("link", type_=notifications.c.link.type),
                bindparam("created_at", type_=notifications.c.created_at.type)))
     reason, facts = cast(bindparam("reason"), Text), bindparam("facts", type_=JSONB)
-    messages = []
-    if emails:
-        payload = _jsonb_object(to=recipients.c.email, username=recipients.c.username, reason=reason,
-                                language=case((chinese, literal_column("'zh'")), else_=literal_column("'en'")),
-                                facts=facts)
-        messages.append(select(*_pending_message(literal_column("'email'"), payload))
-                        .where(recipients.c.email.is_not(None), recipients.c.email != "")
-                        .order_by(recipients.c.username))
-    if robots:
-        names = select(func.coalesce(func.jsonb_agg(aggregate_order_by(recipients.c.username,
-                                                                        recipients.c.username)),
-                                     literal_column("'[]'::jsonb"))).scalar_subquery()
-        kinds = func.unnest(bindparam("kinds", type_=ARRAY(Text))).table_valued("kind").render_derived()
-        messages.append(select(*_pending_message(kinds.c.kind, _jsonb_object(reason=reason, facts=facts,
-                                                                              recipients=names))))
+    messages = ([_emails(recipients, chinese, reason, facts)] if emails else []) + (
+        [_robot_messages(recipients, reason, facts)] if robots else [])
     if not messages:
         return in_app
     # one INSERT, the emails first, as _enqueue_messages orders them
     return insert(OutboxMessage.__table__).from_select(OUTBOX_COLUMNS, union_all(*messages) if len(messages) > 1
                                                        else messages[0]).add_cte(in_app.cte("in_app"))
+
+
+def _emails(recipients, chinese, reason, facts):
+    """An outbox email per recipient with an address, in the recipient's language (the SELECT of its columns)."""
+    payload = _jsonb_object(to=recipients.c.email, username=recipients.c.username, reason=reason,
+                            language=case((chinese, literal_column("'zh'")), else_=literal_column("'en'")),
+                            facts=facts)
+    return (select(*_pending_message(literal_column("'email'"), payload))
+            .where(recipients.c.email.is_not(None), recipients.c.email != "").order_by(recipients.c.username))
+
+
+def _robot_messages(recipients, reason, facts):
+    """An outbox message per robot kind (bound as `kinds`) naming every recipient (the SELECT of its columns)."""
+    names = select(func.coalesce(func.jsonb_agg(aggregate_order_by(recipients.c.username, recipients.c.username)),
+                                 literal_column("'[]'::jsonb"))).scalar_subquery()
+    kinds = func.unnest(bindparam("kinds", type_=ARRAY(Text))).table_valued("kind").render_derived()
+    return select(*_pending_message(kinds.c.kind, _jsonb_object(reason=reason, facts=facts, recipients=names)))
 
 
 def _jsonb_object(**members):
