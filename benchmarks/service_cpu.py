@@ -1,14 +1,17 @@
 """Where a service step's time goes: wall time, this process's CPU and the PostgreSQL backends' CPU per step.
 
-    .venv/bin/python benchmarks/service_cpu.py [--instances 150] [--rounds 3]
+    .venv/bin/python benchmarks/service_cpu.py [--instances 150] [--rounds 3] [--against rollback-reads|eager-begin]
 
 Runs the (b) row of benchmarks/engine_vs_server.py (start + 3 completions of the 3-approval process through the
 services, each its own transaction) on its own database and reads the CPU of the database's backends from
-/proc (PostgreSQL must run on this machine). Alternates two modes in each round:
-- "rollback reads": read-only units of work end with ROLLBACK, as before the fix (psycopg then drops every
-  prepared statement of the connection, so statements are parsed and planned again), and the next-task lookup
-  rolls back too;
-- "shipped": read-only units of work end with COMMIT (bpm.adapters.unit_of_work._read_only).
+/proc (PostgreSQL must run on this machine). Alternates two modes in each round, "shipped" (the code as it is)
+and the one named by --against:
+- "rollback-reads" (the default): read-only units of work end with ROLLBACK, as before the fix (psycopg then
+  drops every prepared statement of the connection, so statements are parsed and planned again), and the
+  next-task lookup rolls back too;
+- "eager-begin": writing units of work begin their transaction before their first statement, as psycopg does by
+  itself (a round trip of its own for BEGIN), instead of at their first write (bpm.adapters.unit_of_work
+  .session_factory).
 """
 
 from __future__ import annotations
@@ -59,6 +62,22 @@ def rollback_reads(layer: ServiceLayer):
         unit_of_work._read_only, layer.open_task = saved_check, saved_lookup
 
 
+@contextmanager
+def eager_begin(layer: ServiceLayer):
+    """The code before the lazy BEGIN: writing sessions on a transactional driver connection."""
+    from sqlalchemy.orm import sessionmaker
+
+    saved = layer.context.sessions
+    layer.context.sessions = sessionmaker(bind=layer.context.engine, expire_on_commit=False, autoflush=False)
+    try:
+        yield
+    finally:
+        layer.context.sessions = saved
+
+
+BEFORE = {"rollback-reads": rollback_reads, "eager-begin": eager_begin}
+
+
 def measure(layer: ServiceLayer, url: str, database: str, instances: int) -> tuple[float, float, float]:
     """(wall ms, client CPU ms, backend CPU ms) per step, the next-task lookups included."""
     backend, cpu, wall = backend_cpu_seconds(url, database), time.process_time(), time.perf_counter()
@@ -73,20 +92,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--against", choices=sorted(BEFORE), default="rollback-reads")
     args = parser.parse_args()
     with private_database("bench_service_cpu") as (url, database):
         seed(url)
         layer = ServiceLayer(url)
         for _ in range(20):
             layer.run_instance()
-        results: dict[str, list[tuple[float, float, float]]] = {"rollback reads": [], "shipped": []}
+        results: dict[str, list[tuple[float, float, float]]] = {args.against: [], "shipped": []}
         for round_number in range(args.rounds):
-            order = ["rollback reads", "shipped"] if round_number % 2 == 0 else ["shipped", "rollback reads"]
+            order = [args.against, "shipped"] if round_number % 2 == 0 else ["shipped", args.against]
             for mode in order:
                 if mode == "shipped":
                     results[mode].append(measure(layer, url, database, args.instances))
                 else:
-                    with rollback_reads(layer):
+                    with BEFORE[mode](layer):
                         results[mode].append(measure(layer, url, database, args.instances))
         layer.context.engine.dispose()
     print(f"{args.rounds} rounds x {args.instances} instances per mode; medians per step (lookups included):")
@@ -94,6 +114,11 @@ def main() -> None:
         wall, cpu, backend = (statistics.median(column) for column in zip(*rows, strict=True))
         print(f"  {mode:15s} wall {wall:6.2f} ms   client CPU {cpu:5.2f} ms   "
               f"PostgreSQL backends CPU {backend:5.2f} ms")
+    ratios = [[new / old for new, old in zip(shipped, before, strict=True)]
+              for shipped, before in zip(results["shipped"], results[args.against], strict=True)]
+    wall, cpu, backend = (statistics.median(column) for column in zip(*ratios, strict=True))
+    print(f"shipped / {args.against}, median of the rounds' ratios: wall {wall:.3f}, client CPU {cpu:.3f}, "
+          f"PostgreSQL backends CPU {backend:.3f}")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def _note_writes(connection, _cursor, statement: str, *_rest) -> None:
         # psycopg would begin a transaction of its own for it, outside the unit of work's: a bug to fix
         raise RuntimeError(f"a statement after the transaction was committed with its writes: {statement[:120]}")
     reads = statement.lstrip()[:6].upper() == "SELECT"
-    if info.get(BEGIN_PENDING) and not (reads and _LOCKING.search(statement) is None):
+    if info.get(BEGIN_PENDING) and (not reads or _takes_locks(statement)):
         begin_if_pending(connection)  # the first write or locking read of a lazily begun transaction
     if reads:
         return
@@ -156,9 +156,15 @@ def _note_writes(connection, _cursor, statement: str, *_rest) -> None:
     connection.info[WROTE] = True
 
 
-# A SELECT that takes row locks (FOR UPDATE ... SKIP LOCKED claims) or a transaction-scoped advisory lock: it needs
-# the transaction begun, or its locks would end with the statement.
-_LOCKING = re.compile(r"\bFOR (?:NO KEY )?(?:UPDATE|KEY SHARE|SHARE)\b|pg_advisory_xact", re.IGNORECASE)
+def _takes_locks(select_statement: str) -> bool:
+    """Whether a SELECT takes row locks (FOR UPDATE ... SKIP LOCKED claims) or a transaction-scoped advisory lock:
+    it needs the transaction begun, or its locks would end with the statement. The substring tests come first: the
+    expression alone costs about 100 us on a 2 KB statement (the completion's load), the tests about 4 us."""
+    lowered = select_statement.lower()
+    return ("for " in lowered and _LOCKING.search(lowered) is not None) or "pg_advisory_xact" in lowered
+
+
+_LOCKING = re.compile(r"\bfor (?:no key )?(?:update|key share|share)\b")
 
 WRITING_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE"})
 
