@@ -148,9 +148,9 @@ class Writes:
     """Statements for the transaction's psycopg connection, sent together: in one round trip through libpq's
     pipeline mode, each with its parameters adapted by psycopg (the same types and formats as a cursor's) and run
     as a prepared statement. Through a cursor instead, each statement costs psycopg's Python layers about 50 us
-    of CPU more and a round trip of its own (BENCHMARKS.md, "Engine floor vs server", twelfth round). After the
-    statements, `check`s run on their results in order: the version check raises StaleDataError there, before
-    the transaction commits."""
+    of CPU more and a round trip of its own (BENCHMARKS.md, "Engine floor vs server", twelfth round). The
+    database checks the UPDATEs' row counts itself (`_update_sql`); a statement's `check` reads its result (a
+    key the database gave a new row)."""
 
     def __init__(self, connection, session: Session):
         self.connection, self.session = connection, session

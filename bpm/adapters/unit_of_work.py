@@ -208,13 +208,10 @@ def _write_appended_before_commit(session: Session) -> None:
         writes.send()
         session.flush()
     write_appended(session, writes)
-    writes.send(commit=_nothing_after(session, writes))
-
-
-def _nothing_after(session: Session, writes: Writes) -> bool:
-    """Whether the queued writes are the transaction's last statements: nothing else for the flush to write, and
-    no savepoint left to release. Their round trip may then carry the COMMIT too (bpm.adapters.hot_rows)."""
-    return not session.in_nested_transaction() and not writes.leave_work_to_flush()
+    # The flush above left nothing (or there was nothing for it) and the appended rows are queued on `writes`: these
+    # are the transaction's last statements, so their round trip carries the COMMIT, unless a savepoint is still to
+    # be released. A statement after it would raise (_note_writes).
+    writes.send(commit=not session.in_nested_transaction())
 
 
 @event.listens_for(Session, "after_rollback")

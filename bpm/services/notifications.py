@@ -201,15 +201,14 @@ def notify_named(uow, reason: str, facts: dict[str, Any], users: Iterable[str], 
     if not (users or groups) or not outbox.is_postgres(uow):
         notify(uow, reason, facts, resolve_recipients(uow, users, groups))
         return
-    settings = uow.settings
-    emails, robots = bool(getattr(settings, "smtp_host", "")), robot_kinds(settings)
+    emails, robots = emails_configured(uow.settings), robot_kinds(uow.settings)
     in_app = _in_app_row(uow, reason, facts)
     values = {"users": users, "groups": groups, "title_en": _title(reason, facts, "en")[:300],
               "title_zh": _title(reason, facts, "zh")[:300], "body": in_app["body"], "link": in_app["link"],
-              "created_at": in_app["created_at"], "reason": reason, "kinds": robots}
+              "created_at": in_app["created_at"], "reason": reason, "kinds": robots, "facts": facts}
     statement = _fan_out_sql(len(users), len(groups), emails, bool(robots))
-    if not hot_rows.queue_statement(uow.session, statement, {**values, "facts": facts}, json_values=("facts",)):
-        uow.session.execute(_fan_out_statement(emails, bool(robots)), {**values, "facts": facts})
+    if not hot_rows.queue_statement(uow.session, statement, values, json_values=("facts",)):
+        uow.session.execute(_fan_out_statement(emails, bool(robots)), values)
 
 
 @functools.lru_cache(maxsize=256)
@@ -294,13 +293,18 @@ def _enqueue_messages(uow, reason: str, facts: dict[str, Any], recipients: list[
     """One outbox message per recipient with an email (when SMTP is set up) and one per configured robot."""
     settings = uow.settings
     messages = []
-    if getattr(settings, "smtp_host", ""):
+    if emails_configured(settings):
         messages += [("email", {"to": email, "username": username, "reason": reason, "language": language,
                                 "facts": facts}, None) for username, email, language in recipients if email]
     messages += [(kind, {"reason": reason, "facts": facts, "recipients": [r[0] for r in recipients]}, None)
                  for kind in robot_kinds(settings)]
     if messages:
         outbox.enqueue_many(uow, messages)
+
+
+def emails_configured(settings) -> bool:
+    """Whether new tasks and escalations are also sent by email (SMTP is set up)."""
+    return bool(getattr(settings, "smtp_host", ""))
 
 
 def robot_kinds(settings) -> list[str]:
