@@ -33,11 +33,12 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.task_spec import MultiInstanceTaskConverter
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as BpmnParallelMultiInstanceTask
 from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as BpmnSequentialMultiInstanceTask
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
@@ -48,6 +49,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
@@ -330,12 +332,15 @@ _current_specs: contextvars.ContextVar[tuple[Any, dict]] = contextvars.ContextVa
 
 
 class InstanceOnlyConverter(BpmnWorkflowConverter):
-    """Serializes a workflow without its spec; restores it with the spec of its definition version."""
+    """Serializes a workflow without its spec; restores it with the spec of its definition version. Each task id
+    is converted between UUID and text once per call (`_TaskIds`)."""
 
     def to_dict(self, workflow):
-        dct = WorkflowConverter.to_dict(self, workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
-        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        token = _task_ids.set(ids := _TaskIds())
+        try:
+            dct = self._without_spec(workflow, ids)
+        finally:
+            _task_ids.reset(token)
         archive = getattr(workflow, "bpm_archive", None)
         if archive is not None:
             cut = workflow.tasks.get(UUID(archive["cut"]))
@@ -345,16 +350,113 @@ class InstanceOnlyConverter(BpmnWorkflowConverter):
             _with_full_data(self.registry, dct["tasks"][archive["cut"]], cut)
         return dct
 
+    def _without_spec(self, workflow, ids: _TaskIds) -> dict:
+        """SpiffWorkflow's WorkflowConverter.to_dict (the same keys, in the same order) and the top workflow's
+        subprocesses and events."""
+        convert = self.registry.convert
+        return {
+            "data": convert(self.registry.clean(workflow.data)),
+            "correlations": workflow.correlations,
+            "last_task": ids.text(workflow.last_task.id) if workflow.last_task is not None else None,
+            "success": workflow.success,
+            "completed": workflow.completed,
+            "tasks": {ids.text(task_id): convert(task) for task_id, task in workflow.tasks.items()},
+            "root": ids.text(workflow.task_tree.id),
+            "subprocesses": self.mapping_to_dict(workflow.subprocesses),
+            "bpmn_events": convert(workflow.bpmn_events),
+        }
+
     def from_dict(self, dct):
         spec, subprocess_specs = _current_specs.get()
-        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
-        self.set_default_attributes(workflow, dct)
-        self.subprocesses_from_dict(dct["subprocesses"], workflow)
-        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        token = _task_ids.set(ids := _TaskIds())
+        try:
+            workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+            restore = self.registry.restore
+            workflow.tasks = {ids.uuid(task_id): restore(record, workflow=workflow)
+                              for task_id, record in dct["tasks"].items()}
+            workflow.task_tree = workflow.tasks.get(ids.uuid(dct["root"]))
+            self.set_default_attributes(workflow, dct)
+            self.subprocesses_from_dict(dct["subprocesses"], workflow)
+            workflow.bpmn_events = restore(dct.pop("bpmn_events", []))
+        finally:
+            _task_ids.reset(token)
         workflow.bpm_archive = dct.get("archive")
         return workflow
+
+
+class _TaskIds:
+    """Task ids as text and back, each converted once per (de)serialization of an instance. An id appears up to
+    four times in the state (the task's key and id, its parent's children, its children's parent), and UUID(text)
+    and str(uuid) were the larger part of SpiffWorkflow's CPU per task record."""
+
+    __slots__ = ("texts", "uuids")
+
+    def __init__(self):
+        self.texts: dict[int, str] = {}  # by id(): a UUID's own hash is a Python call; every id stays alive
+        self.uuids: dict[str, UUID] = {}
+
+    def text(self, uuid: UUID) -> str:
+        text = self.texts.get(id(uuid))
+        if text is None:
+            text = self.texts[id(uuid)] = str(uuid)
+        return text
+
+    def uuid(self, text: str) -> UUID:
+        uuid = self.uuids.get(text)
+        if uuid is None:
+            uuid = self.uuids[text] = UUID(text)
+        return uuid
+
+
+_task_ids: contextvars.ContextVar[_TaskIds | None] = contextvars.ContextVar("task_ids", default=None)
+
+
+class InstanceTaskConverter(TaskConverter):
+    """SpiffWorkflow's TaskConverter (the same records; tests/unit/test_instance_json.py compares them), with the
+    ids converted through the call's `_TaskIds` and the parent looked up once per task."""
+
+    def to_dict(self, task):
+        ids = _task_ids.get() or _TaskIds()
+        parent = task.parent
+        if parent is None:
+            data, delta = task.data, {}
+        else:
+            data, delta = {}, {"updates": DeepMerge.get_updated_keys(parent.data, task.data),
+                               "deletions": DeepMerge.get_deleted_keys(parent.data, task.data)}
+        return {
+            "id": ids.text(task.id),
+            "parent": ids.text(task._parent) if parent is not None else None,
+            "children": [ids.text(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task.state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.convert(task.internal_data),
+            "data": data,
+            "delta": delta,
+        }
+
+    def from_dict(self, dct, workflow):
+        ids = _task_ids.get() or _TaskIds()
+        task_spec = workflow.spec.task_specs.get(dct["task_spec"])
+        task = self.target_class(workflow, task_spec, state=dct["state"], id=ids.uuid(dct["id"]))
+        task._parent = ids.uuid(dct["parent"]) if dct["parent"] is not None else None
+        task._children = [ids.uuid(child) for child in dct["children"]]
+        task.last_state_change = dct["last_state_change"]
+        task.triggered = dct["triggered"]
+        task.internal_data = self.registry.restore(dct["internal_data"])
+        if isinstance(task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
+            task.workflow.top_workflow.event_manager.add_task(task)
+        delta, parent = dct.get("delta"), task.parent
+        if delta and parent is not None:
+            data = DeepMerge.merge({}, parent.data)
+            data.update(self.registry.restore(delta.get("updates", {})))
+            for key in delta.get("deletions", {}):
+                data.pop(key, None)
+        else:
+            data = self.registry.restore(dct["data"])
+        task.data = data
+        return task
 
 
 def _with_full_data(registry, record: dict, task) -> None:
@@ -364,14 +466,15 @@ def _with_full_data(registry, record: dict, task) -> None:
     record["delta"] = {}
 
 
-def _make_serializer(workflow_converter) -> BpmnWorkflowSerializer:
+def _make_serializer(workflow_converter, task_converter=TaskConverter) -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[BpmnWorkflow] = workflow_converter
+    config[Task] = task_converter
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 
 SPEC_SERIALIZER = _make_serializer(BpmnWorkflowConverter)
-INSTANCE_SERIALIZER = _make_serializer(InstanceOnlyConverter)
+INSTANCE_SERIALIZER = _make_serializer(InstanceOnlyConverter, InstanceTaskConverter)
 for _registry in (SPEC_SERIALIZER.registry, INSTANCE_SERIALIZER.registry):
     MultiInstanceTaskConverter(SequentialLoopDataMultiInstanceTask, _registry)
     MultiInstanceTaskConverter(ParallelLoopDataMultiInstanceTask, _registry)
