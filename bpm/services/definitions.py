@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
 from bpm import engine
+from bpm.adapters import loaded_rows
 from bpm.adapters.orm import ProcessDefinition
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain.errors import ConcurrencyConflict, DeploymentRejected, NotFound, PayloadTooLarge
@@ -97,8 +98,10 @@ def _new_version(uow, process: engine.CompiledProcess, xml: str, checksum: str, 
 # Loading a definition for running it: its large columns are not needed once cached, so they are loaded on first
 # access only: the BPMN text and the spec JSON (the parsed spec: `runtime_for`) and the model (`model_of`; a
 # 500-step process's model alone is 100 KB of JSON).
-WITHOUT_TEXTS = (defer(ProcessDefinition.bpmn_xml), defer(ProcessDefinition.spec_json),
-                 defer(ProcessDefinition.model))
+TEXTS = ("bpmn_xml", "spec_json", "model")
+WITHOUT_TEXTS = tuple(defer(getattr(ProcessDefinition, name)) for name in TEXTS)
+# The same for a Core row read with bpm.adapters.loaded_rows.
+DEFINITION_WITHOUT_TEXTS = loaded_rows.loaded(ProcessDefinition, TEXTS)
 
 
 def latest_definition(uow: UnitOfWork, key: str, texts: bool = True) -> ProcessDefinition:
@@ -116,10 +119,20 @@ def definition_query(pinned: bool, texts: bool = True) -> Select:
     """The SELECT of `get_definition`: of the given version when `pinned`, else of the newest. Built once per
     shape, with the key and version as bound parameters (`definition_parameters`): building a statement and
     computing its cache key costs about as much CPU as running it. A caller may add columns to it."""
-    query = select(ProcessDefinition).where(ProcessDefinition.key == bindparam("key"))
-    query = (query.where(ProcessDefinition.version == bindparam("version")) if pinned
-             else query.order_by(ProcessDefinition.version.desc()).limit(1))
-    return query.options(*(() if texts else WITHOUT_TEXTS))
+    return _of_key_and_version(select(ProcessDefinition), pinned).options(*(() if texts else WITHOUT_TEXTS))
+
+
+@functools.cache
+def definition_row_query(pinned: bool) -> Select:
+    """`definition_query` without the texts as a Core SELECT of the columns of DEFINITION_WITHOUT_TEXTS (its
+    rows read with bpm.adapters.loaded_rows). A caller may add columns to it."""
+    return _of_key_and_version(select(*loaded_rows.columns(DEFINITION_WITHOUT_TEXTS)), pinned)
+
+
+def _of_key_and_version(query: Select, pinned: bool) -> Select:
+    query = query.where(ProcessDefinition.key == bindparam("key"))
+    return (query.where(ProcessDefinition.version == bindparam("version")) if pinned
+            else query.order_by(ProcessDefinition.version.desc()).limit(1))
 
 
 def definition_parameters(key: str, version: int | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy import select, union
 from sqlalchemy.exc import IntegrityError
 
 from bpm import engine
+from bpm.adapters import loaded_rows
 from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, TaskCandidate, Timer
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
@@ -64,11 +65,12 @@ def start_instance(cmd: StartInstance, uow: UnitOfWork) -> StartResult:
 
 
 def _definition_to_start(uow, cmd: StartInstance) -> ProcessDefinition:
-    """The definition to run (texts deferred); the same round trip says whether any webhook subscription is
-    active, so the start's events need not look when none is."""
-    row = uow.session.execute(_start_query(cmd.version is not None),
-                              definitions.definition_parameters(cmd.process_key, cmd.version)).first()
-    definition = definitions.definition_found(row[0] if row else None, cmd.process_key, cmd.version)
+    """The definition to run (texts deferred), read as a Core row (bpm.adapters.loaded_rows); the same round trip
+    says whether any webhook subscription is active, so the start's events need not look when none is."""
+    row = loaded_rows.first_row(uow.session, _start_query(cmd.version is not None),
+                                definitions.definition_parameters(cmd.process_key, cmd.version))
+    found = loaded_rows.objects(uow.session, row, definitions.DEFINITION_WITHOUT_TEXTS)[0] if row else None
+    definition = definitions.definition_found(found, cmd.process_key, cmd.version)
     webhooks.note_any_active(uow, row.webhooks_active)
     return definition
 
@@ -76,7 +78,7 @@ def _definition_to_start(uow, cmd: StartInstance) -> ProcessDefinition:
 @functools.cache
 def _start_query(pinned: bool):
     """The definition's SELECT with the webhook column, built once per shape (see definitions.definition_query)."""
-    return definitions.definition_query(pinned, texts=False).add_columns(webhooks.any_active_column())
+    return definitions.definition_row_query(pinned).add_columns(webhooks.any_active_column())
 
 
 def _described_by_command(uow, instance, definition, workflow, snap: engine.Snapshot) -> dict[str, Any] | None:

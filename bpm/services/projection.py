@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import identity_key
 
 from bpm import engine, expressions
+from bpm.adapters import loaded_rows
 from bpm.adapters.orm import (
     BigId,
     HistoryEntry,
@@ -128,9 +129,11 @@ def known_existing(row, open_task_id: str) -> _Existing | None:
 
 def _existing_rows(uow, instance_id: str) -> _Existing:
     """Open task ids, waiting timers and message subscriptions of the instance: one UNION ALL instead of three
-    ORM queries. Rows are loaded as objects only when the step changes them (a withdrawn task, a moved timer)."""
+    ORM queries, read as Core rows on the session's connection (bpm.adapters.loaded_rows). Rows are loaded as
+    objects only when the step changes them (a withdrawn task, a moved timer)."""
     existing = _Existing()
-    for kind, ref, row_id, due_at, extra in uow.session.execute(_existing_query(), {"instance_id": instance_id}):
+    for kind, ref, row_id, due_at, extra in loaded_rows.all_rows(uow.session, _existing_query(),
+                                                                 {"instance_id": instance_id}):
         if kind == "t":
             existing.task_ids.append(ref)
         elif kind == "w":

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, func, or_, select, true, union_all, update
 
 from bpm import engine, forms
+from bpm.adapters import loaded_rows
 from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
@@ -141,17 +142,22 @@ def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
 
 def load_for_completion(uow, task_id: str):
     """The open task, its instance and definition, whether signers are still pending, and what the projection
-    holds for the instance when that is only this task (else None): one round trip instead of six (rows this
-    session already holds are returned as they are, like `session.get`). The same row says whether any webhook
-    subscription is active, so the events of the completion need not look."""
-    row = uow.session.execute(_completion_query(), {"task_id": task_id}).first()
+    holds for the instance when that is only this task (else None): one round trip instead of six, read as a Core
+    row (bpm.adapters.loaded_rows; rows this session already holds are returned as they are, like `session.get`).
+    The same row says whether any webhook subscription is active, so the events of the completion need not
+    look."""
+    row = loaded_rows.first_row(uow.session, _completion_query(), {"task_id": task_id})
     if row is None:
         raise NotFound(f"task '{task_id}' not found")
     webhooks.note_any_active(uow, row.webhooks_active)
-    task = row[0]
+    task, instance, definition = loaded_rows.objects(uow.session, row, *_COMPLETION_ROWS)
     if task.status != "open":
         raise InvalidTransition(f"the task is {task.status}", task_status=task.status)
-    return task, row[1], row[2], bool(row[3]), projection.known_existing(row, task.id)
+    return task, instance, definition, bool(row.signers_pending), projection.known_existing(row, task.id)
+
+
+_COMPLETION_ROWS = (loaded_rows.loaded(Task), loaded_rows.loaded(ProcessInstance),
+                    definitions.DEFINITION_WITHOUT_TEXTS)
 
 
 @functools.cache
@@ -160,11 +166,11 @@ def _completion_query():
     from bpm.adapters.orm_approvals import TaskSigner
 
     pending = exists().where(TaskSigner.task_id == Task.id, TaskSigner.status == "pending")
-    return (select(Task, ProcessInstance, ProcessDefinition, pending.label("signers_pending"),
+    return (select(*loaded_rows.columns(*_COMPLETION_ROWS), pending.label("signers_pending"),
                    webhooks.any_active_column(), *projection.existing_summary_columns(Task))
+            .select_from(Task)
             .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-            .options(*definitions.WITHOUT_TEXTS)
             .where(Task.id == bindparam("task_id")))
 
 

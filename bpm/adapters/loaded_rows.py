@@ -1,0 +1,104 @@
+"""Reads on the hot path as Core rows on the session's connection, and the ORM objects in such a row entered in the
+session the way the ORM's own loading enters them.
+
+`Session.execute` runs even a Core SELECT through the ORM's execution path: a compile state and a row processor
+per column, built anew at every execution. On the completion's one-row load (a task, its instance and its
+definition) that path cost about a third of the call's CPU (BENCHMARKS.md, "Engine floor vs server", fourteenth
+round). Here the same SELECT runs on the session's connection (the same SQL, so the same prepared statement), and
+`objects` turns the row's columns into the objects of their models:
+- the object the session already holds for the row's primary key is returned as it is (what the ORM does without
+  `populate_existing`), so a command that loaded or created a row earlier keeps its own changes;
+- otherwise a new persistent object as `sqlalchemy.orm.loading` makes one: a new instance with its identity key
+  in the session's identity map, the row's values as its loaded (committed) state, and each column left out of
+  the SELECT loaded on first access by the same per-object loader a `defer()` option installs.
+The objects then behave as loaded ones: changes are tracked, the writes (bpm.adapters.hot_rows or the flush)
+compare with the loaded values, a rollback expires them. This relies on SQLAlchemy's instance state, as the
+flush's end in hot_rows does; SQLAlchemy is pinned below 2.2 and tests/integration/test_loaded_rows.py checks
+those outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import instance_state
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Where one model's columns sit in a row: its mapped columns in mapper order, but `unloaded`."""
+
+    model: type
+    columns: tuple[Column, ...]
+    keys: tuple[str, ...]  # the attribute key of each column
+    unloaded: tuple[str, ...]  # attributes loaded on first access
+    key_positions: tuple[int, ...]  # where the primary key's columns are among `columns`
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
+
+
+def loaded(model: type, unloaded: Sequence[str] = ()) -> Loaded:
+    """The columns a SELECT reads for `model` (every mapped column but those named in `unloaded`)."""
+    properties = [prop for prop in model.__mapper__.column_attrs if prop.key not in unloaded]
+    unknown = set(unloaded) - {prop.key for prop in model.__mapper__.column_attrs}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column attribute {', '.join(sorted(unknown))}")
+    selected = tuple(prop.columns[0] for prop in properties)
+    return Loaded(model, selected, tuple(prop.key for prop in properties), tuple(unloaded),
+                  tuple(_position(selected, column) for column in model.__mapper__.primary_key))
+
+
+def _position(selected: tuple[Column, ...], column: Column) -> int:
+    """By identity: a column's == builds an SQL expression."""
+    return next(index for index, candidate in enumerate(selected) if candidate is column)
+
+
+def columns(*shapes: Loaded) -> list[Column]:
+    """The columns of `shapes`, in order: the start of a SELECT whose rows `objects` reads."""
+    return [column for shape in shapes for column in shape.columns]
+
+
+def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | None:
+    """The first row of a Core SELECT run on the session's connection (its transaction, its events)."""
+    return session.connection().execute(statement, parameters).first()
+
+
+def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row]:
+    return list(session.connection().execute(statement, parameters))
+
+
+def objects(session: Session, row: Sequence[Any], *shapes: Loaded) -> list[Any]:
+    """The object of each shape, from the row's columns in the order `columns` put them (an object per shape;
+    a shape whose primary key is NULL gives None, as an outer join's missing side does in the ORM)."""
+    found, start = [], 0
+    for shape in shapes:
+        found.append(_persistent(session, shape, row[start:start + shape.width]))
+        start += shape.width
+    return found
+
+
+def _persistent(session: Session, shape: Loaded, values: Sequence[Any]) -> Any:
+    mapper = shape.model.__mapper__
+    key_values = tuple(values[position] for position in shape.key_positions)
+    if None in key_values:
+        return None
+    identity = (mapper._identity_class, key_values, None)
+    held = session.identity_map.get(identity)
+    if held is not None:
+        return held
+    instance = mapper.class_manager.new_instance()
+    state = instance_state(instance)
+    state.key, state.identity_token, state.session_id = identity, None, session.hash_key
+    session.identity_map.add(state)
+    dict_ = state.dict
+    dict_.update(zip(shape.keys, values, strict=True))
+    for key in shape.unloaded:
+        mapper.attrs[key]._deferred_column_loader(state, dict_, None)
+    return instance

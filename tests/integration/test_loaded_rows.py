@@ -1,0 +1,130 @@
+"""Objects made from a Core row (bpm.adapters.loaded_rows) behave as the ORM's loaded objects: the same values,
+one object per row in the session, changes tracked and written with the version check, the columns left out
+loaded on first access one at a time, expired by a rollback."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import bpmn_fixture, deploy
+from sqlalchemy import bindparam, inspect, select, update
+
+from bpm.adapters import loaded_rows
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task
+from bpm.domain.errors import ConcurrencyConflict
+from bpm.services import definitions, tasks
+
+EXPENSE = bpmn_fixture("expense_approval.bpmn")
+TASK, INSTANCE = loaded_rows.loaded(Task), loaded_rows.loaded(ProcessInstance)
+DEFINITION = definitions.DEFINITION_WITHOUT_TEXTS
+
+
+@pytest.fixture
+def open_task(client, users) -> dict:
+    deploy(client, users["dora"], EXPENSE)
+    response = client.post("/api/v1/process-definitions/expense_approval/instances", headers=users["ivan"],
+                           json={"business_key": "LOADED-1", "variables": {"amount": 5000}})
+    assert response.status_code == 201, response.json
+    return response.json["open_tasks"][0]
+
+
+def _task_row_statement():
+    return (select(*loaded_rows.columns(TASK, INSTANCE, DEFINITION)).select_from(Task)
+            .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .where(Task.id == bindparam("task_id")))
+
+
+def _load(uow, task_id: str):
+    row = loaded_rows.first_row(uow.session, _task_row_statement(), {"task_id": task_id})
+    return loaded_rows.objects(uow.session, row, TASK, INSTANCE, DEFINITION)
+
+
+def _column_values(row, exclude=()) -> dict:
+    return {attr.key: getattr(row, attr.key) for attr in inspect(type(row)).column_attrs if attr.key not in exclude}
+
+
+def test_the_objects_hold_the_values_the_orm_loads_and_are_clean_members_of_the_session(context, open_task):
+    with context.uow() as uow:
+        task, instance, definition = _load(uow, open_task["id"])
+        assert inspect(task).persistent and inspect(instance).persistent and inspect(definition).persistent
+        assert not uow.session.dirty and not uow.session.new
+        assert uow.session.get(Task, task.id) is task  # the identity map holds them
+        assert uow.session.get(ProcessInstance, instance.id) is instance
+        made = {row: _column_values(row, definitions.TEXTS) for row in (task, instance, definition)}
+    with context.uow() as uow:
+        for row, values in made.items():
+            orm_loaded = uow.session.get(type(row), row.id)
+            assert _column_values(orm_loaded, definitions.TEXTS) == values
+
+
+def test_an_object_the_session_holds_is_returned_with_its_changes(context, open_task):
+    with context.uow() as uow:
+        held = uow.session.get(Task, open_task["id"])
+        held.priority = 99
+        task, _instance, _definition = _load(uow, open_task["id"])
+        assert task is held and task.priority == 99 and task in uow.session.dirty
+
+
+def test_the_columns_left_out_load_on_first_access_one_at_a_time(context, open_task):
+    with context.uow() as uow:
+        _task, _instance, definition = _load(uow, open_task["id"])
+        state = inspect(definition)
+        assert set(definitions.TEXTS) <= state.unloaded
+        assert definition.model["user_tasks"]  # loaded now
+        assert "model" not in state.unloaded and {"bpmn_xml", "spec_json"} <= state.unloaded
+        assert "<bpmn:definitions" in definition.bpmn_xml or "definitions" in definition.bpmn_xml
+
+
+def test_a_change_is_written_and_the_instance_version_is_checked(context, open_task):
+    with context.uow() as uow:
+        task, instance, _definition = _load(uow, open_task["id"])
+        task.priority, instance.business_key = 77, "LOADED-1b"
+        instance_id = instance.id
+        uow.commit()
+    with context.uow() as uow:
+        assert uow.session.get(Task, open_task["id"]).priority == 77
+        instance = uow.session.get(ProcessInstance, instance_id)
+        assert (instance.business_key, instance.version) == ("LOADED-1b", 2)
+    with context.uow() as uow:
+        _task, instance, _definition = _load(uow, open_task["id"])
+        # The row moves on behind the object's back (as another command's commit would; SQLite's write lock
+        # forbids a second writer, so the change is made on this transaction's own connection).
+        uow.session.connection().execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
+                                         .values(version=ProcessInstance.version + 1))
+        instance.business_key = "LOADED-1c"
+        with pytest.raises(ConcurrencyConflict):
+            uow.commit()
+    with context.uow() as uow:
+        assert uow.session.get(ProcessInstance, instance_id).business_key == "LOADED-1b"
+
+
+def test_a_rollback_expires_the_objects(context, open_task):
+    with context.uow() as uow:
+        task, _instance, _definition = _load(uow, open_task["id"])
+        task.priority = 5
+        uow.session.rollback()
+        assert "priority" in inspect(task).expired_attributes or "priority" in inspect(task).unloaded
+        assert task.priority == open_task["priority"]  # read again
+
+
+def test_a_null_primary_key_gives_no_object_and_an_unknown_column_is_refused(context):
+    with context.uow() as uow:
+        assert loaded_rows.objects(uow.session, [None] * TASK.width, TASK) == [None]
+    with pytest.raises(ValueError, match="no column attribute texts"):
+        loaded_rows.loaded(ProcessDefinition, ["texts"])
+
+
+def test_a_completion_loads_through_a_core_row(context, open_task, monkeypatch):
+    """The completion's load is the Core path: its objects come from loaded_rows, not from the ORM's loading."""
+    made = []
+    original = loaded_rows.objects
+
+    def spy(session, row, *shapes):
+        made.extend(original(session, row, *shapes))
+        return made[-len(shapes):]
+
+    monkeypatch.setattr(loaded_rows, "objects", spy)
+    with context.uow() as uow:
+        task, instance, definition, signers_pending, existing = tasks.load_for_completion(uow, open_task["id"])
+    assert made == [task, instance, definition]
+    assert (task.id, signers_pending, existing.task_ids) == (open_task["id"], False, [open_task["id"]])
