@@ -1,17 +1,19 @@
 """Where a service step's time goes: wall time, this process's CPU and the PostgreSQL backends' CPU per step.
 
-    .venv/bin/python benchmarks/service_cpu.py [--instances 150] [--rounds 3] [--against rollback-reads|eager-begin]
+    .venv/bin/python benchmarks/service_cpu.py [--instances 150] [--rounds 3] [--against MODE]
 
 Runs the (b) row of benchmarks/engine_vs_server.py (start + 3 completions of the 3-approval process through the
 services, each its own transaction) on its own database and reads the CPU of the database's backends from
 /proc (PostgreSQL must run on this machine). Alternates two modes in each round, "shipped" (the code as it is)
-and the one named by --against:
+and the one named by --against (MODE):
 - "rollback-reads" (the default): read-only units of work end with ROLLBACK, as before the fix (psycopg then
   drops every prepared statement of the connection, so statements are parsed and planned again), and the
   next-task lookup rolls back too;
 - "eager-begin": writing units of work begin their transaction before their first statement, as psycopg does by
   itself (a round trip of its own for BEGIN), instead of at their first write (bpm.adapters.unit_of_work
-  .session_factory).
+  .session_factory);
+- "orm-loads": the completion's load, the start's definition and the projection's existing rows read through
+  `Session.execute` and the ORM's loading, as before bpm.adapters.loaded_rows (the same SQL).
 """
 
 from __future__ import annotations
@@ -75,7 +77,67 @@ def eager_begin(layer: ServiceLayer):
         layer.context.sessions = saved
 
 
-BEFORE = {"rollback-reads": rollback_reads, "eager-begin": eager_begin}
+@contextmanager
+def orm_loads(layer: ServiceLayer):
+    """The reads before bpm.adapters.loaded_rows: the same statements with ORM entities, through the session."""
+    import functools
+
+    from sqlalchemy import bindparam, exists, select
+
+    from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task
+    from bpm.adapters.orm_approvals import TaskSigner
+    from bpm.domain.errors import InvalidTransition, NotFound
+    from bpm.services import definitions, instances, projection, tasks, webhooks
+
+    @functools.cache
+    def completion_query():
+        pending = exists().where(TaskSigner.task_id == Task.id, TaskSigner.status == "pending")
+        return (select(Task, ProcessInstance, ProcessDefinition, pending.label("signers_pending"),
+                       webhooks.any_active_column(), *projection.existing_summary_columns(Task))
+                .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+                .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+                .options(*definitions.WITHOUT_TEXTS).where(Task.id == bindparam("task_id")))
+
+    def load_for_completion(uow, task_id):
+        row = uow.session.execute(completion_query(), {"task_id": task_id}).first()
+        if row is None:
+            raise NotFound(f"task '{task_id}' not found")
+        webhooks.note_any_active(uow, row.webhooks_active)
+        task = row[0]
+        if task.status != "open":
+            raise InvalidTransition(f"the task is {task.status}", task_status=task.status)
+        return task, row[1], row[2], bool(row[3]), projection.known_existing(row, task.id)
+
+    def definition_to_start(uow, cmd):
+        query = definitions.definition_query(cmd.version is not None, texts=False).add_columns(
+            webhooks.any_active_column())
+        row = uow.session.execute(query, definitions.definition_parameters(cmd.process_key, cmd.version)).first()
+        definition = definitions.definition_found(row[0] if row else None, cmd.process_key, cmd.version)
+        webhooks.note_any_active(uow, row.webhooks_active)
+        return definition
+
+    def existing_rows(uow, instance_id):
+        existing = projection._Existing()
+        for kind, ref, row_id, due_at, extra in uow.session.execute(projection._existing_query(),
+                                                                     {"instance_id": instance_id}):
+            if kind == "t":
+                existing.task_ids.append(ref)
+            elif kind == "w":
+                existing.timers[ref] = (row_id, due_at)
+            else:
+                existing.messages.add((ref, extra))
+        return existing
+
+    saved = tasks.load_for_completion, instances._definition_to_start, projection._existing_rows
+    tasks.load_for_completion, instances._definition_to_start, projection._existing_rows = (
+        load_for_completion, definition_to_start, existing_rows)
+    try:
+        yield
+    finally:
+        tasks.load_for_completion, instances._definition_to_start, projection._existing_rows = saved
+
+
+BEFORE = {"rollback-reads": rollback_reads, "eager-begin": eager_begin, "orm-loads": orm_loads}
 
 
 def measure(layer: ServiceLayer, url: str, database: str, instances: int) -> tuple[float, float, float]:
