@@ -232,7 +232,7 @@ def send_statements(connection, statements: list[tuple[str, dict[str, Any], Chec
 
 
 def _on_cursor(connection, statements) -> None:
-    with _driver(connection) as execute:
+    with driver(connection) as execute:
         for sql, parameters, check in statements:
             cursor = execute(sql, parameters)
             if check is not None:
@@ -364,7 +364,7 @@ def _writable_connection(session: Session):
 
 
 @contextmanager
-def _driver(connection):
+def driver(connection):
     """`execute(statement, parameters, many=False)` on a psycopg cursor of the connection; returns the cursor."""
     with connection.connection.dbapi_connection.cursor() as cursor:
         def execute(statement: str, parameters, many: bool = False):
@@ -557,3 +557,8 @@ def _slot_marker(name: str, index: int) -> str:
 
 
 _DIALECT = psycopg_dialect.dialect()
+
+
+def driver_dialect():
+    """The dialect statements are compiled with for the driver (PostgreSQL, psycopg)."""
+    return _DIALECT

@@ -4,8 +4,9 @@ session the way the ORM's own loading enters them.
 `Session.execute` runs even a Core SELECT through the ORM's execution path: a compile state and a row processor
 per column, built anew at every execution. On the completion's one-row load (a task, its instance and its
 definition) that path cost about a third of the call's CPU (BENCHMARKS.md, "Engine floor vs server", fourteenth
-round). Here the same SELECT runs on the session's connection (the same SQL, so the same prepared statement), and
-`objects` turns the row's columns into the objects of their models:
+round). Here the same SELECT runs on the session's connection (the same SQL, so the same prepared statement; on
+psycopg on the driver itself, past SQLAlchemy's execution: see "on the driver" below), and `objects` turns the
+row's columns into the objects of their models:
 - the object the session already holds for the row's primary key is returned as it is (what the ORM does without
   `populate_existing`), so a command that loaded or created a row earlier keeps its own changes;
 - otherwise a new persistent object as `sqlalchemy.orm.loading` makes one: a new instance with its identity key
@@ -19,6 +20,7 @@ those outcomes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from sqlalchemy import Column
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.base import instance_state
+
+from bpm.adapters import hot_rows
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,83 @@ def columns(*shapes: Loaded) -> list[Column]:
 
 
 def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | None:
-    """The first row of a Core SELECT run on the session's connection (its transaction, its events)."""
-    return session.connection().execute(statement, parameters).first()
+    """The first row of a Core SELECT run on the session's connection (its transaction): on psycopg on the
+    driver itself, else through SQLAlchemy's execution."""
+    connection = session.connection()
+    if connection.dialect.driver != "psycopg":
+        return connection.execute(statement, parameters).first()
+    shape = _driver_shape(statement, _list_lengths(statement, parameters))
+    with hot_rows.driver(connection) as execute:
+        row = execute(shape.text.text, shape.text.parameters(parameters)).fetchone()
+    return None if row is None else shape.row(row)
 
 
 def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row]:
-    return list(session.connection().execute(statement, parameters))
+    connection = session.connection()
+    if connection.dialect.driver != "psycopg":
+        return list(connection.execute(statement, parameters))
+    shape = _driver_shape(statement, _list_lengths(statement, parameters))
+    with hot_rows.driver(connection) as execute:
+        return [shape.row(row) for row in execute(shape.text.text, shape.text.parameters(parameters)).fetchall()]
+
+
+# --- on the driver (PostgreSQL with psycopg) -------------------------------------------------------------------
+# A SELECT is compiled once per length of its list parameters, as SQLAlchemy compiles it, and sent on the
+# transaction's psycopg cursor: SQLAlchemy's execution around the same driver call (its execution context, the
+# compiled cache's lookup, its result object) cost about as much CPU as psycopg's own part (BENCHMARKS.md,
+# "Engine floor vs server", fourteenth round). A driver error is raised as SQLAlchemy raises it, and a dropped
+# connection is invalidated (hot_rows.driver). The statements read here have no result processors on psycopg
+# (each column's type converts nothing after the driver); `_driver_shape` refuses one that has.
+
+
+@dataclass(frozen=True)
+class _DriverShape:
+    text: hot_rows.DriverStatement
+    row: type  # tuple subclass: index, slice, or read a column by its label as an attribute
+
+
+class DriverRow(tuple):
+    """A row read on the driver, with the part of SQLAlchemy's Row its readers use: indexing, slicing, each
+    selected column's label as an attribute (the first of duplicate labels), and `_mapping`."""
+
+    __slots__ = ()
+    _positions: dict[str, int] = {}
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return {name: self[position] for name, position in type(self)._positions.items()}
+
+    def __getattr__(self, name: str) -> Any:
+        position = type(self)._positions.get(name)
+        if position is None:
+            raise AttributeError(name)
+        return self[position]
+
+
+def _list_lengths(statement, parameters: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    return tuple((name, len(parameters[name])) for name in _list_parameters(statement))
+
+
+@functools.lru_cache(maxsize=64)
+def _list_parameters(statement) -> tuple[str, ...]:
+    """The statement's expanding parameters (`bindparam(..., expanding=True)`)."""
+    return tuple(sorted({bind.key for bind in statement.compile(dialect=hot_rows.driver_dialect()).binds.values()
+                         if bind.expanding}))
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_shape(statement, list_lengths: tuple[tuple[str, int], ...]) -> _DriverShape:
+    columns = list(statement.selected_columns)
+    dialect = hot_rows.driver_dialect()
+    converting = [column for column in columns if column.type.result_processor(dialect, None) is not None]
+    if converting:
+        raise ValueError(f"columns {', '.join(str(c) for c in converting)} convert their values after the driver: "
+                         "read them through SQLAlchemy")
+    positions: dict[str, int] = {}
+    for position, column in enumerate(columns):
+        positions.setdefault(column.key, position)
+    row = type("DriverRow", (DriverRow,), {"__slots__": (), "_positions": positions})
+    return _DriverShape(hot_rows.compiled(statement, dict(list_lengths)), row)
 
 
 def objects(session: Session, row: Sequence[Any], *shapes: Loaded) -> list[Any]:

@@ -1,8 +1,11 @@
 """Objects made from a Core row (bpm.adapters.loaded_rows) behave as the ORM's loaded objects: the same values,
 one object per row in the session, changes tracked and written with the version check, the columns left out
-loaded on first access one at a time, expired by a rollback."""
+loaded on first access one at a time, expired by a rollback. On PostgreSQL the rows are read on the driver: the
+same rows as SQLAlchemy's execution gives, and a dropped connection handled as SQLAlchemy handles it."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 from conftest import bpmn_fixture, deploy
@@ -16,6 +19,7 @@ from bpm.services import definitions, tasks
 EXPENSE = bpmn_fixture("expense_approval.bpmn")
 TASK, INSTANCE = loaded_rows.loaded(Task), loaded_rows.loaded(ProcessInstance)
 DEFINITION = definitions.DEFINITION_WITHOUT_TEXTS
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -128,3 +132,76 @@ def test_a_completion_loads_through_a_core_row(context, open_task, monkeypatch):
         task, instance, definition, signers_pending, existing = tasks.load_for_completion(uow, open_task["id"])
     assert made == [task, instance, definition]
     assert (task.id, signers_pending, existing.task_ids) == (open_task["id"], False, [open_task["id"]])
+
+
+# --- on the driver (PostgreSQL with psycopg) -------------------------------------------------------------------
+
+
+def _hot_reads(actor, open_task: dict):
+    """The statements read on the driver, with their values: the completion's load, the start's definition, the
+    projection's existing rows, the inbox page by business key and the default inbox (list parameters of the
+    actor's groups), and the inbox counts."""
+    from bpm.services import instances, projection
+
+    inbox_by_key, inbox_values = tasks._inbox_query(actor, tasks.TaskQuery(business_key="LOADED-1"), NOW)
+    inbox, values = tasks._inbox_query(actor, tasks.TaskQuery(), NOW)
+    counts_values = {**tasks._actor_values(actor), "now": NOW}
+    return [(tasks._completion_query(), {"task_id": open_task["id"]}),
+            (instances._start_query(False), {"key": "expense_approval"}),
+            (projection._existing_query(), {"instance_id": open_task["instance_id"]}),
+            (inbox_by_key, inbox_values), (inbox, values), (tasks._counts_statement(), counts_values)]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("username", ["alice", "ivan"])
+def test_rows_read_on_the_driver_are_those_sqlalchemy_reads(context, open_task, users, username):
+    from test_hot_rows import _actor
+
+    actor = _actor(context, users, username)
+    with context.uow() as uow:
+        for statement, values in _hot_reads(actor, open_task):
+            ours = loaded_rows.all_rows(uow.session, statement, values)
+            theirs = list(uow.session.connection().execute(statement, values))
+            assert [tuple(row) for row in ours] == [tuple(row) for row in theirs], statement
+            assert all(isinstance(row, loaded_rows.DriverRow) for row in ours)
+            for ours_row, their_row in zip(ours, theirs, strict=True):
+                assert ours_row._mapping.keys() <= their_row._mapping.keys()
+                assert all(getattr(ours_row, key) == their_row._mapping[key] for key in ours_row._mapping)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_connection_dropped_under_a_driver_read_is_invalidated_as_sqlalchemy_does(context, open_task):
+    from sqlalchemy import exc, text
+
+    with pytest.raises(exc.OperationalError) as raised, context.uow() as uow:
+        connection = uow.session.connection()
+        pid = connection.connection.dbapi_connection.info.backend_pid
+        with context.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        tasks.load_for_completion(uow, open_task["id"])
+    assert raised.value.connection_invalidated  # the pool drops the connection
+    with context.uow() as uow:  # the pool hands out a working connection again
+        assert tasks.load_for_completion(uow, open_task["id"])[0].id == open_task["id"]
+
+
+def test_a_driver_row_reads_like_sqlalchemys_row():
+    shape = loaded_rows._driver_shape(tasks._completion_query(), ())
+    row = shape.row(range(TASK.width + INSTANCE.width + DEFINITION.width + 5))
+    assert row[0] == 0 and row[1:3] == (1, 2) and row.signers_pending == TASK.width + INSTANCE.width + DEFINITION.width
+    assert row._mapping["webhooks_active"] == row.webhooks_active
+    with pytest.raises(AttributeError):
+        row.no_such_column  # noqa: B018
+
+
+def test_a_column_converted_after_the_driver_is_not_read_there():
+    from sqlalchemy import literal_column
+    from sqlalchemy.types import TypeDecorator, Unicode
+
+    class Upper(TypeDecorator):
+        impl, cache_ok = Unicode, True
+
+        def process_result_value(self, value, dialect):
+            return value.upper()
+
+    with pytest.raises(ValueError, match="convert their values after the driver"):
+        loaded_rows._driver_shape(select(literal_column("'x'", Upper()).label("shout")), ())
