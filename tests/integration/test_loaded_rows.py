@@ -153,12 +153,15 @@ def _hot_reads(actor, open_task: dict):
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.parametrize("username", ["alice", "ivan"])
-def test_rows_read_on_the_driver_are_those_sqlalchemy_reads(context, open_task, users, username):
-    from test_hot_rows import _actor
+@pytest.mark.parametrize("groups", [[], ["team-leads"], ["team-leads", "finance", "directors"]])
+def test_rows_read_on_the_driver_are_those_sqlalchemy_reads(context, open_task, users, groups):
+    """The inbox statements take the caller's groups as a list parameter: each length is its own statement."""
+    from bpm.domain.model import Actor
 
-    actor = _actor(context, users, username)
+    actor = Actor("alice", frozenset({"approver"}), frozenset(groups), None)
     with context.uow() as uow:
+        inbox_by_key = loaded_rows.all_rows(uow.session, *_hot_reads(actor, open_task)[3])
+        assert [row.id for row in inbox_by_key] == ([open_task["id"]] if "team-leads" in groups else [])
         for statement, values in _hot_reads(actor, open_task):
             ours = loaded_rows.all_rows(uow.session, statement, values)
             theirs = list(uow.session.connection().execute(statement, values))
