@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,25 +70,23 @@ def columns(*shapes: Loaded) -> list[Column]:
     return [column for shape in shapes for column in shape.columns]
 
 
-def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | None:
+def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | DriverRow | None:
     """The first row of a Core SELECT run on the session's connection (its transaction): on psycopg on the
     driver itself, else through SQLAlchemy's execution."""
     connection = session.connection()
     if connection.dialect.driver != "psycopg":
         return connection.execute(statement, parameters).first()
-    shape = _driver_shape(statement, _list_lengths(statement, parameters))
-    with hot_rows.driver(connection) as execute:
-        row = execute(shape.text.text, shape.text.parameters(parameters)).fetchone()
-    return None if row is None else shape.row(row)
+    with _on_driver(connection, statement, parameters) as (cursor, row_type):
+        row = cursor.fetchone()
+    return None if row is None else row_type(row)
 
 
-def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row]:
+def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row] | list[DriverRow]:
     connection = session.connection()
     if connection.dialect.driver != "psycopg":
         return list(connection.execute(statement, parameters))
-    shape = _driver_shape(statement, _list_lengths(statement, parameters))
-    with hot_rows.driver(connection) as execute:
-        return [shape.row(row) for row in execute(shape.text.text, shape.text.parameters(parameters)).fetchall()]
+    with _on_driver(connection, statement, parameters) as (cursor, row_type):
+        return [row_type(row) for row in cursor.fetchall()]
 
 
 # --- on the driver (PostgreSQL with psycopg) -------------------------------------------------------------------
@@ -121,6 +120,14 @@ class DriverRow(tuple):
         if position is None:
             raise AttributeError(name)
         return self[position]
+
+
+@contextmanager
+def _on_driver(connection, statement, parameters: dict[str, Any]):
+    """(cursor, row type) of the statement run on the connection's psycopg cursor."""
+    shape = _driver_shape(statement, _list_lengths(statement, parameters))
+    with hot_rows.driver(connection) as execute:
+        yield execute(shape.text.text, shape.text.parameters(parameters)), shape.row
 
 
 def _list_lengths(statement, parameters: dict[str, Any]) -> tuple[tuple[str, int], ...]:

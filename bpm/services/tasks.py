@@ -156,8 +156,8 @@ def load_for_completion(uow, task_id: str):
     return task, instance, definition, bool(row.signers_pending), projection.known_existing(row, task.id)
 
 
-_COMPLETION_ROWS = (loaded_rows.loaded(Task), loaded_rows.loaded(ProcessInstance),
-                    definitions.DEFINITION_WITHOUT_TEXTS)
+_TASK_ROW = loaded_rows.loaded(Task)
+_COMPLETION_ROWS = (_TASK_ROW, loaded_rows.loaded(ProcessInstance), definitions.DEFINITION_WITHOUT_TEXTS)
 
 
 @functools.cache
@@ -242,8 +242,8 @@ class TaskQuery:
 
 
 def list_tasks(uow: UnitOfWork, actor: Actor, query: TaskQuery) -> tuple[list[Task], str | None]:
-    """One page of the caller's inbox, keyset-paginated on (sort key, id); read as Core rows (bpm.adapters
-    .loaded_rows: on a page of 50 the ORM's loading cost several times the CPU of the query)."""
+    """One page of the caller's inbox, keyset-paginated on (sort key, id); its rows read with bpm.adapters
+    .loaded_rows, past the ORM's loading."""
     if query.sort not in SORTS:
         raise ValidationFailed("unknown sort", {"sort": [f"use one of {', '.join(SORTS)}"]})
     if query.scope not in SCOPES:
@@ -292,9 +292,6 @@ def _page(sort: str, filters: tuple[str, ...], cursor: str | None, limit: int, *
     """One page of the tasks that meet `visible` and the filters given, after the cursor, in sort order."""
     conditions = _filters(filters) + ([_after_cursor(sort, cursor)] if cursor else [])
     return _task_rows().where(*visible, *conditions).order_by(*_order(sort)).limit(limit)
-
-
-_TASK_ROW = loaded_rows.loaded(Task)
 
 
 def _task_rows():
