@@ -127,3 +127,35 @@ def test_claiming_a_task_whose_row_another_transaction_holds_locked_answers_503_
     claimed = client.post(claim, headers=users["alice"])
     assert claimed.status_code == 200, claimed.json
     assert claimed.json["assignee"] == "alice"
+
+
+@contextmanager
+def table_locked(database_url: str, table: str):
+    """Another session holds the whole table locked against readers too (ACCESS EXCLUSIVE), as a schema change
+    would, until the block ends or for HOLD_AT_MOST."""
+    with disposed(create_engine(database_url)) as holder, holder.connect() as connection:
+        connection.execute(text(f"SET idle_in_transaction_session_timeout = '{HOLD_AT_MOST}'"))
+        connection.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        yield
+        with suppress(OperationalError):
+            connection.rollback()
+
+
+def test_reads_sent_on_the_driver_that_wait_on_a_lock_answer_503_to_retry(client, users, postgres_url):
+    """The completion's load and the inbox page go on psycopg's cursor (bpm.adapters.loaded_rows): their lock
+    timeout is raised as SQLAlchemy's own reads raise it, so the API answers as it does for them."""
+    assert deploy(client, users["dora"], EXPENSE).status_code == 201
+    started = client.post("/api/v1/process-definitions/expense_approval/instances", headers=users["ivan"],
+                          json={"business_key": "LOCKED-1", "variables": {"amount": 5000}})
+    assert started.status_code == 201, started.json
+    task_id = started.json["open_tasks"][0]["id"]
+    complete = f"/api/v1/tasks/{task_id}/complete"
+    with table_locked(postgres_url, "tasks"):
+        refused = [client.post(complete, headers=users["alice"], json={"variables": {"approved": True}}),
+                   client.get("/api/v1/tasks?business_key=LOCKED-1", headers=users["alice"])]
+    for response in refused:
+        assert response.status_code == 503, response.json
+        assert response.json["type"] == "urn:bpm:problem:row-locked" and response.headers["Retry-After"] == "1"
+    assert client.get("/api/v1/tasks?business_key=LOCKED-1", headers=users["alice"]).json["items"][0]["id"] == task_id
+    done = client.post(complete, headers=users["alice"], json={"variables": {"approved": True}})
+    assert done.status_code == 200, done.json
