@@ -117,16 +117,8 @@ def orm_loads(layer: ServiceLayer):
         return definition
 
     def existing_rows(uow, instance_id):
-        existing = projection._Existing()
-        for kind, ref, row_id, due_at, extra in uow.session.execute(projection._existing_query(),
-                                                                     {"instance_id": instance_id}):
-            if kind == "t":
-                existing.task_ids.append(ref)
-            elif kind == "w":
-                existing.timers[ref] = (row_id, due_at)
-            else:
-                existing.messages.add((ref, extra))
-        return existing
+        return projection.existing_from(uow.session.execute(projection._existing_query(),
+                                                            {"instance_id": instance_id}))
 
     saved = tasks.load_for_completion, instances._definition_to_start, projection._existing_rows
     tasks.load_for_completion, instances._definition_to_start, projection._existing_rows = (

@@ -131,9 +131,13 @@ def _existing_rows(uow, instance_id: str) -> _Existing:
     """Open task ids, waiting timers and message subscriptions of the instance: one UNION ALL instead of three
     ORM queries, read as Core rows on the session's connection (bpm.adapters.loaded_rows). Rows are loaded as
     objects only when the step changes them (a withdrawn task, a moved timer)."""
+    return existing_from(loaded_rows.all_rows(uow.session, _existing_query(), {"instance_id": instance_id}))
+
+
+def existing_from(rows) -> _Existing:
+    """What the projection holds, from the rows of `_existing_query`."""
     existing = _Existing()
-    for kind, ref, row_id, due_at, extra in loaded_rows.all_rows(uow.session, _existing_query(),
-                                                                 {"instance_id": instance_id}):
+    for kind, ref, row_id, due_at, extra in rows:
         if kind == "t":
             existing.task_ids.append(ref)
         elif kind == "w":
