@@ -172,11 +172,23 @@ def _serve(args) -> int:
     if args.seed_demo:
         demo.seed(context, PROCESSES_DIR, announce=print)
     context.engine.dispose()
-    workers = args.workers or (1 if settings.embedded else int(os.environ.get("BPM_WEB_WORKERS", "4")))
+    workers = args.workers or (1 if settings.embedded else web_workers(os.environ.get("BPM_WEB_WORKERS")))
     print(f"serving on http://{settings.host}:{settings.port}  (API docs: /api/docs, "
           f"{'embedded worker and scheduler' if settings.embedded else 'broker ' + settings.broker_url})",
           flush=True)
     return _http_server(settings, workers)
+
+
+def web_workers(configured: str | None = None) -> int:
+    """HTTP worker processes of `bpm serve`: BPM_WEB_WORKERS when set, else one per CPU this process may run on,
+    and at least two. More processes than cores only add context switches and cold caches: on 2 cores, 2 workers
+    served 1.08x the instances/s of 4 on 0.87-0.89x the server CPU per instance (BENCHMARKS.md, "Throughput
+    under concurrency", fifteenth round)."""
+    if configured and configured.strip():
+        if not configured.strip().isdigit() or int(configured) < 1:
+            raise SystemExit(f"BPM_WEB_WORKERS must be a whole number of processes, 1 or more; got {configured!r}")
+        return int(configured)
+    return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
 
 
 def _http_server(settings: Settings, workers: int) -> int:

@@ -2,10 +2,12 @@
 
     git worktree add ../baseline <commit>
     .venv/bin/python benchmarks/ab_http.py --baseline ../baseline [--slices 12] [--seconds 4] [--clients 4]
-        [--decide complete|approve]
+        [--decide complete|approve] [--api-workers W] [--baseline-api-workers N]
+
+Pairs two server layouts of the same code too: `--baseline . --api-workers 2 --baseline-api-workers 4`.
 
 The CPU speed of this virtual machine drifts by tens of percent within minutes, so two throughput runs taken one
-after the other cannot resolve a 10 % change. This script starts both servers at once (`bpm serve`, 4 HTTP
+after the other cannot resolve a 10 % change. This script starts both servers at once (`bpm serve`, W HTTP
 workers each, each on its own database migrated and seeded by its own code), then loads them in turn, slice by
 slice (the order alternates), with the clients of benchmarks/throughput.py: each slice of one side has a slice
 of the other right next to it. Reports, per side, the median over slices of instances/s and of the CPU each
@@ -34,6 +36,8 @@ from _common import (
     start_api,
 )
 
+from api.cli import web_workers
+
 
 def prepare(url: str, root: Path) -> None:
     """Migrate and seed the database with the code of `root` (its own schema, its own compiled spec)."""
@@ -60,11 +64,15 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--api-workers", type=int, default=4)
+    parser.add_argument("--api-workers", type=int, default=web_workers(),
+                        help="HTTP workers of the new side's server (default: bpm serve's, one per CPU, at least 2)")
+    parser.add_argument("--baseline-api-workers", type=int, default=None,
+                        help="HTTP workers of the old side's server (default: --api-workers)")
     parser.add_argument("--decide", choices=sorted(DECISIONS), default="complete",
                         help="how approvers decide a task")
     args = parser.parse_args()
     roots = {"old": args.baseline.resolve(), "new": ROOT}
+    workers = {"old": args.baseline_api_workers or args.api_workers, "new": args.api_workers}
     logs = scratch_dir()
     with private_database("bench_ab_old", migrated=False) as (old_url, _), \
             private_database("bench_ab_new", migrated=False) as (new_url, _):
@@ -73,7 +81,7 @@ def main() -> None:
         try:
             for side, root in roots.items():
                 prepare(urls[side], root)
-                servers[side] = start_api(urls[side], args.api_workers, logs, root)
+                servers[side] = start_api(urls[side], workers[side], logs, root)
                 generate_load([servers[side].port], 2, 2.0, decision=args.decide)  # warm-up
             slices: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
             for number in range(args.slices):
@@ -83,15 +91,15 @@ def main() -> None:
                 print(f"slice {number + 1}: " + ", ".join(
                     f"{side} {slices[side][-1]['rate']:.1f}/s {slices[side][-1]['server']:.1f} ms" for side in order),
                     flush=True)
-            report(slices, args)
+            report(slices, args, workers)
         finally:
             for server in servers.values():
                 server.stop()
 
 
-def report(slices: dict[str, list[dict[str, float]]], args) -> None:
-    print(f"\n{args.slices} slices of {args.seconds:.0f} s per side, {args.clients} clients, "
-          f"{args.api_workers} HTTP workers per server, tasks decided with {args.decide}")
+def report(slices: dict[str, list[dict[str, float]]], args, workers: dict[str, int]) -> None:
+    print(f"\n{args.slices} slices of {args.seconds:.0f} s per side, {args.clients} clients, HTTP workers: "
+          f"old {workers['old']}, new {workers['new']}; tasks decided with {args.decide}")
     print("| side | instances/s | CPU ms per instance: server / PostgreSQL / clients |")
     print("|---|---|---|")
     for side in ("old", "new"):

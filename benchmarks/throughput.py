@@ -1,8 +1,9 @@
 """Throughput under concurrency over HTTP (`bpm serve` + PostgreSQL), scale-out, and peak memory.
 
-    .venv/bin/python benchmarks/throughput.py [--seconds 10] [--clients 1,4,16,64] [--api-workers 4] [--analyze]
+    .venv/bin/python benchmarks/throughput.py [--seconds 10] [--clients 1,4,16,64] [--api-workers W] [--analyze]
 
-1. One API server (`bpm serve --workers W` with a broker URL: granian, no embedded threads).
+1. One API server (`bpm serve --workers W` with a broker URL: granian, no embedded threads; W is `bpm serve`'s own
+   default unless given: one worker per CPU, at least 2).
    For each N in --clients: N concurrent clients (threads in 1-2 client processes, separate from the server),
    each looping over 3-approval instances: POST start (201 with the first open task), then per approver
    POST complete and GET the next approver's inbox filtered by business key (6 calls, 4 of them writes).
@@ -43,6 +44,8 @@ from _common import (
 )
 from _common import Server as _Server
 from _common import database_stats as stats
+
+from api.cli import web_workers
 
 WRITES_PER_INSTANCE = 4
 
@@ -118,7 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", default="1,4,16,64")
-    parser.add_argument("--api-workers", type=int, default=4, help="HTTP workers of the single API server")
+    parser.add_argument("--api-workers", type=int, default=web_workers(),
+                        help="HTTP workers of the single API server (default: bpm serve's, one per CPU, at least 2)")
     parser.add_argument("--skip-scale-out", action="store_true")
     parser.add_argument("--analyze", action="store_true",
                         help="ANALYZE the database before each level, as autovacuum would on a live server (without "
