@@ -208,13 +208,14 @@ def server_env(url: str, port: int, var_dir: str, root: Path = ROOT) -> dict[str
     return env
 
 
-def start_api(url: str, workers: int, log_dir: Path, root: Path = ROOT) -> Server:
+def start_api(url: str, workers: int, log_dir: Path, root: Path = ROOT, env: dict[str, str] | None = None) -> Server:
     """`bpm serve` with a broker URL: granian with the shipped configuration, no embedded background threads.
-    `root`: the checkout whose code it runs (another one for an A/B against older code)."""
+    `root`: the checkout whose code it runs (another one for an A/B against older code); `env`: settings of its
+    own (BPM_WEB_THREADS, say)."""
     port = free_port()
     log = log_dir / f"api-{port}.log"
     process = subprocess.Popen([str(BIN / "bpm"), "serve", "--workers", str(workers)], cwd=root,
-                               env=server_env(url, port, str(log_dir), root), stdout=log.open("w"),
+                               env={**server_env(url, port, str(log_dir), root), **(env or {})}, stdout=log.open("w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, port, log)
     _wait_healthy(server)

@@ -2,9 +2,10 @@
 
     git worktree add ../baseline <commit>
     .venv/bin/python benchmarks/ab_http.py --baseline ../baseline [--slices 12] [--seconds 4] [--clients 4]
-        [--decide complete|approve] [--api-workers W] [--baseline-api-workers N]
+        [--decide complete|approve] [--api-workers W] [--baseline-api-workers N] [--threads T] [--baseline-threads N]
 
-Pairs two server layouts of the same code too: `--baseline . --api-workers 2 --baseline-api-workers 4`.
+Pairs two server layouts of the same code too: `--baseline . --api-workers 2 --baseline-api-workers 4`, or
+`--baseline . --threads 2 --baseline-threads 4` (BPM_WEB_THREADS of each side).
 
 The CPU speed of this virtual machine drifts by tens of percent within minutes, so two throughput runs taken one
 after the other cannot resolve a 10 % change. This script starts both servers at once (`bpm serve`, W HTTP
@@ -70,9 +71,13 @@ def main() -> None:
                         help="HTTP workers of the old side's server (default: --api-workers)")
     parser.add_argument("--decide", choices=sorted(DECISIONS), default="complete",
                         help="how approvers decide a task")
+    parser.add_argument("--threads", type=int, default=None, help="BPM_WEB_THREADS of the new side's server")
+    parser.add_argument("--baseline-threads", type=int, default=None,
+                        help="BPM_WEB_THREADS of the old side's server (default: --threads)")
     args = parser.parse_args()
     roots = {"old": args.baseline.resolve(), "new": ROOT}
     workers = {"old": args.baseline_api_workers or args.api_workers, "new": args.api_workers}
+    threads = {"old": args.baseline_threads or args.threads, "new": args.threads}
     logs = scratch_dir()
     with private_database("bench_ab_old", migrated=False) as (old_url, _), \
             private_database("bench_ab_new", migrated=False) as (new_url, _):
@@ -81,7 +86,8 @@ def main() -> None:
         try:
             for side, root in roots.items():
                 prepare(urls[side], root)
-                servers[side] = start_api(urls[side], workers[side], logs, root)
+                servers[side] = start_api(urls[side], workers[side], logs, root,
+                                          {"BPM_WEB_THREADS": str(threads[side])} if threads[side] else None)
                 generate_load([servers[side].port], 2, 2.0, decision=args.decide)  # warm-up
             slices: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
             for number in range(args.slices):
@@ -91,15 +97,16 @@ def main() -> None:
                 print(f"slice {number + 1}: " + ", ".join(
                     f"{side} {slices[side][-1]['rate']:.1f}/s {slices[side][-1]['server']:.1f} ms" for side in order),
                     flush=True)
-            report(slices, args, workers)
+            report(slices, args, workers, threads)
         finally:
             for server in servers.values():
                 server.stop()
 
 
-def report(slices: dict[str, list[dict[str, float]]], args, workers: dict[str, int]) -> None:
-    print(f"\n{args.slices} slices of {args.seconds:.0f} s per side, {args.clients} clients, HTTP workers: "
-          f"old {workers['old']}, new {workers['new']}; tasks decided with {args.decide}")
+def report(slices: dict[str, list[dict[str, float]]], args, workers: dict[str, int], threads: dict) -> None:
+    layout = {side: f"{workers[side]} x {threads[side] or 'default'}" for side in ("old", "new")}
+    print(f"\n{args.slices} slices of {args.seconds:.0f} s per side, {args.clients} clients, HTTP workers x threads: "
+          f"old {layout['old']}, new {layout['new']}; tasks decided with {args.decide}")
     print("| side | instances/s | CPU ms per instance: server / PostgreSQL / clients |")
     print("|---|---|---|")
     for side in ("old", "new"):
