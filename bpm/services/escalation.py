@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from bpm import engine
+from bpm.adapters import hot_rows
 from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, User
 from bpm.adapters.orm_timers import TaskDeadline
 from bpm.adapters.unit_of_work import UnitOfWork
@@ -256,11 +257,18 @@ def cancel_on_cancellation(event: events.TaskCancelled, uow: UnitOfWork) -> None
 def _cancel_deadlines(uow: UnitOfWork, task_id: str) -> None:
     """Waiting steps exist only while the task has a due date (planned from it, removed with it), so a task this
     transaction holds without one has nothing to cancel; a step that slipped through a race is cancelled by the
-    scheduler when it finds the task closed."""
+    scheduler when it finds the task closed. Nothing reads the UPDATE's result: on PostgreSQL it goes with the
+    command's other writes, after them, in their round trip at commit (bpm.adapters.hot_rows.queue_statement).
+    A step this command fired itself is no longer waiting, whether it is written before or after; sent after the
+    ORM's writes, the UPDATE also cancels the steps of a task this same command opened and closed, which an
+    UPDATE sent before them missed. Elsewhere it runs at once, after a flush of the ORM's writes."""
     task = uow.row_in_session(Task, task_id, load=False)
     if task is not None and task.due_at is None:
         return
-    uow.session.execute(_cancel_statement(), {"for_task": task_id})
+    values = {"for_task": task_id}
+    if not hot_rows.queue_statement(uow.session, _cancel_on_driver(), values):
+        uow.flush()  # elsewhere too after the ORM's writes: the same steps cancelled on every database
+        uow.session.execute(_cancel_statement(), values)
 
 
 @functools.cache
@@ -269,6 +277,11 @@ def _cancel_statement():
     table = TaskDeadline.__table__
     return (table.update().where(table.c.task_id == bindparam("for_task"), table.c.status == "waiting")
             .values(status="cancelled"))
+
+
+@functools.cache
+def _cancel_on_driver() -> hot_rows.DriverStatement:
+    return hot_rows.compiled(_cancel_statement())
 
 
 # --- firing due deadlines ---

@@ -405,19 +405,27 @@ def test_a_stale_version_is_raised_even_when_a_later_statement_of_the_pipeline_f
         connection.rollback()
 
 
-def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_trip(client, users, context, tmp_path):
+@pytest.mark.parametrize("due_date", [False, True], ids=["no-due-date", "due-date"])
+def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_trip(client, users, context, tmp_path,
+                                                                                    due_date):
     """libpq's trace of the completion's connection: two round trips, the load, then BEGIN, the writes and COMMIT
-    in one pipeline; no BEGIN or COMMIT on its own. (A task without a due date: one with a due date also cancels
-    its waiting escalation steps, a statement of its own.)"""
+    in one pipeline; no BEGIN or COMMIT on its own. A task with a due date also cancels its waiting escalation
+    steps, in the same pipeline."""
     from psycopg import pq
 
     from bpm.services import tasks
 
     deploy(client, users["dora"], EXPENSE)
-    task_id = start(client, users, "ONE-TRIP")["open_tasks"][0]["id"]
+    task_id = start(client, users, f"ONE-TRIP-{due_date}")["open_tasks"][0]["id"]
     with context.engine.begin() as connection:
-        connection.execute(text("UPDATE tasks SET due_at = NULL WHERE id = :id"), {"id": task_id})
         connection.execute(text("DELETE FROM task_deadlines WHERE task_id = :id"), {"id": task_id})
+        if due_date:  # two waiting steps, as a policy of reminders would plan them
+            connection.execute(text(
+                "INSERT INTO task_deadlines (task_id, instance_id, kind, due_at, status, fired_count, policy, "
+                "created_at) SELECT id, instance_id, kind, due_at, 'waiting', 0, '{}', created_at FROM tasks, "
+                "(VALUES ('remind'), ('overdue')) AS steps (kind) WHERE id = :id"), {"id": task_id})
+        else:
+            connection.execute(text("UPDATE tasks SET due_at = NULL WHERE id = :id"), {"id": task_id})
     trace_path, alice = tmp_path / "libpq.trace", _actor(context, users, "alice")
 
     with trace_path.open("w") as trace:
@@ -440,9 +448,15 @@ def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_t
         ("Parse", ' "" "BEGIN" 0'), ("Parse", ' "" "COMMIT" 0')], messages
     assert pipeline[0] == ("Parse", ' "" "BEGIN" 0') and ("Parse", ' "" "COMMIT" 0') in pipeline[-5:], pipeline
     executed = [message for message in pipeline if message[0] == "Execute"]
-    assert len(executed) >= 7, pipeline  # BEGIN, instance, the two tasks, history, the new task's fan-out, COMMIT
+    # BEGIN, instance, the two tasks, history, the new task's fan-out, (the steps' cancel,) COMMIT
+    assert len(executed) >= (8 if due_date else 7), pipeline
+    cancels = [message for message in pipeline if message[0] == "Parse" and "task_deadlines" in message[1]]
+    assert len(cancels) <= 1 and not [message for message in messages[:syncs[0]] if "task_deadlines" in message[1]]
     with context.engine.connect() as connection:
         assert connection.execute(select(Task.status).where(Task.id == task_id)).scalar_one() == "completed"
+        statuses = connection.execute(text("SELECT status FROM task_deadlines WHERE task_id = :id"),
+                                      {"id": task_id}).scalars().all()
+    assert statuses == (["cancelled", "cancelled"] if due_date else [])
 
 
 def _actor(context, users, username):
