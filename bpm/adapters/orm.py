@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -168,6 +169,20 @@ class Task(Base):
     delegation_state: Mapped[str | None] = mapped_column(String(20))  # pending | resolved
     substitute_for: Mapped[str | None] = mapped_column(String(150))
     last_urged_at: Mapped[datetime | None]
+
+
+TASK_STATUSES = frozenset({"open", "completed", "cancelled"})
+
+
+def task_status_is(status: str):
+    """`tasks.status = 'status'` with the status written into the SQL text, not bound. The partial indexes of
+    `tasks` (ix_tasks_open_assignee_due and ix_tasks_open_business_key for 'open', ix_tasks_completed_by for
+    'completed') serve a prepared statement's generic plan only when its text names the status: with the status
+    bound, PostgreSQL cannot prove an index's predicate, so it plans each execution anew, or a generic plan reads
+    every open task (BENCHMARKS.md, "Engine floor vs server", fifteenth round). Only known statuses are written."""
+    if status not in TASK_STATUSES:
+        raise ValueError(f"unknown task status {status!r}")
+    return Task.status == literal_column(f"'{status}'")
 
 
 class TaskCandidate(Base):

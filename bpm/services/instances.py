@@ -14,7 +14,15 @@ from sqlalchemy.exc import IntegrityError
 
 from bpm import engine
 from bpm.adapters import loaded_rows
-from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, TaskCandidate, Timer
+from bpm.adapters.orm import (
+    HistoryEntry,
+    ProcessDefinition,
+    ProcessInstance,
+    Task,
+    TaskCandidate,
+    Timer,
+    task_status_is,
+)
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.domain import events
 from bpm.domain.errors import (
@@ -253,7 +261,7 @@ def _involved_ids(actor: Actor, query: InstanceFilter):
     involved = union(
         select(ProcessInstance.id).where(ProcessInstance.started_by == me),
         select(Task.instance_id).where(Task.assignee == me),
-        select(Task.instance_id).where(Task.status == "completed", Task.completed_by == me),
+        select(Task.instance_id).where(task_status_is("completed"), Task.completed_by == me),
         offered.where(TaskCandidate.kind == "u", TaskCandidate.name == me),
         offered.where(TaskCandidate.kind == "g", TaskCandidate.name.in_(sorted(actor.groups))))
     if query.status or query.process_key or query.business_key or query.started_by:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bpm.adapters.orm import Group, ProcessInstance, Task, User, UserGroup
+from bpm.adapters.orm import Group, ProcessInstance, Task, User, UserGroup, task_status_is
 from bpm.adapters.orm_records import Customer, Lead, LeadPoolEvent, TeamCursor
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
@@ -150,7 +150,7 @@ def check_reclaim_ban(uow: UnitOfWork, lead: Lead, username: str) -> None:
 
 def _pool_task(uow: UnitOfWork, lead: Lead) -> Task:
     task = uow.session.scalar(select(Task).where(Task.business_key == lead.number, Task.process_key == PROCESS,
-                                                 Task.element_id == POOL_STEP, Task.status == "open"))
+                                                 Task.element_id == POOL_STEP, task_status_is("open")))
     if task is None:
         raise InvalidTransition(f"lead {lead.number} has no open pool step to claim")
     return task

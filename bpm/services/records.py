@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bpm.adapters.orm import ProcessInstance, Task, User
+from bpm.adapters.orm import ProcessInstance, Task, User, task_status_is
 from bpm.adapters.orm_records import Contact, Customer, Interaction, Lead, RecordNumber, Ticket
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
@@ -77,7 +77,7 @@ def linked_processes(uow: UnitOfWork, business_key: str) -> dict[str, list[dict[
     """The process instances of a record and their open tasks."""
     instances = uow.session.scalars(select(ProcessInstance).where(ProcessInstance.business_key == business_key)
                                     .order_by(ProcessInstance.started_at))
-    tasks = uow.session.scalars(select(Task).where(Task.business_key == business_key, Task.status == "open")
+    tasks = uow.session.scalars(select(Task).where(Task.business_key == business_key, task_status_is("open"))
                                 .order_by(Task.created_at))
     return {
         "processes": [{"id": i.id, "process_key": i.process_key, "status": i.status,

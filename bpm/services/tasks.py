@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select, true, union_a
 
 from bpm import engine, forms
 from bpm.adapters import loaded_rows
-from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate
+from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, task_status_is
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
@@ -310,12 +310,12 @@ def _default_inbox_statement(sort: str, filters: tuple[str, ...], cursor: str | 
     filtered = _filters(filters)
     conditions = filtered + ([_after_cursor(sort, cursor)] if cursor else [])
     order = _order(sort)
-    firsts = ([select(Task.id).where(Task.status == "open", _mine(), *conditions).order_by(*order).limit(limit)]
+    firsts = ([select(Task.id).where(task_status_is("open"), _mine(), *conditions).order_by(*order).limit(limit)]
               if with_mine else [])
     if sort == "due":
         firsts += [_claimable_by_due(index, filtered, cursor, limit) for index in range(groups + 1)]
     else:
-        firsts.append(select(Task.id).where(Task.status == "open", _claimable(), *conditions)
+        firsts.append(select(Task.id).where(task_status_is("open"), _claimable(), *conditions)
                       .order_by(*order).limit(limit))
     merged = union_all(*(select(first.subquery().c.id) for first in firsts))
     return _task_rows().where(Task.id.in_(merged)).order_by(*order).limit(limit)
@@ -326,7 +326,7 @@ def _one_case_statement(sort: str, filters: tuple[str, ...], cursor: str | None,
     """The inbox filtered by a business key (how an integrator finds a case's task): the case's few open tasks
     come off the business key's index (migration 0011), then those that are mine or claimable by me are kept.
     The merged walks of `_default_inbox_statement` would each walk my own inbox in due order to find them."""
-    return _page(sort, filters, cursor, limit, Task.status == "open",
+    return _page(sort, filters, cursor, limit, task_status_is("open"),
                  or_(_mine(), _claimable()) if with_mine else _claimable())
 
 
@@ -343,7 +343,7 @@ def _claimable_by_due(index: int, filters: list, cursor: str | None, limit: int)
     statement = (select(TaskCandidate.task_id.label("id")).join(Task, Task.id == TaskCandidate.task_id)
                  .where(TaskCandidate.is_open == true(), TaskCandidate.kind == ("u" if index == 0 else "g"),
                         TaskCandidate.name == bindparam(f"candidate_{index}"),
-                        Task.status == "open", Task.assignee.is_(None), *filters))
+                        task_status_is("open"), Task.assignee.is_(None), *filters))
     if cursor:
         statement = statement.where(_after_cursor("due", cursor, TaskCandidate.due_at, TaskCandidate.task_id))
     return statement.order_by(TaskCandidate.due_at.asc().nulls_last(), TaskCandidate.task_id.asc()).limit(limit)
@@ -393,17 +393,17 @@ def _counts_statement():
     mine = (select(func.count().label("mine"),
                    func.count().filter(Task.delegation_state == "pending").label("delegated"),
                    func.count().filter(overdue).label("mine_overdue"))
-            .where(Task.status == "open", _mine()).subquery())
+            .where(task_status_is("open"), _mine()).subquery())
     offered = _open_rows_naming_me().subquery("offered")
     claimable_id = offered.c.task_id.distinct()  # a task can be mine through my name and several groups
     claimable = select(func.count(claimable_id).label("groups"),
                        func.count(claimable_id).filter(offered.c.due_at < bindparam("now")).label("groups_overdue")
                        ).subquery()
     cc = (select(func.count(TaskCc.task_id.distinct())).join(Task, Task.id == TaskCc.task_id)
-          .where(_names_me(TaskCc), Task.status == "open"))
+          .where(_names_me(TaskCc), task_status_is("open")))
     signing = (select(func.count(TaskSigner.task_id.distinct())).join(Task, Task.id == TaskSigner.task_id)
                .where(TaskSigner.username == bindparam("username"), TaskSigner.status == "pending",
-                      Task.status == "open"))
+                      task_status_is("open")))
     return select(mine.c.mine, mine.c.delegated, mine.c.mine_overdue, claimable.c.groups,
                   claimable.c.groups_overdue, cc.scalar_subquery().label("cc"),
                   signing.scalar_subquery().label("signing")).select_from(mine.join(claimable, true()))
@@ -421,12 +421,12 @@ def _open_rows_naming_me():
 def _visibility(actor: Actor, query: TaskQuery) -> list:
     """Which tasks a scope shows the caller; _mine and _claimable take the values of _actor_values."""
     if query.scope == "completed":
-        return [Task.status == "completed", Task.completed_by == actor.username]
+        return [task_status_is("completed"), Task.completed_by == actor.username]
     mine, claimable = _mine(), _claimable()
     who = {"mine": mine, "claimable": claimable, "groups": claimable,
            "delegated": and_(mine, Task.delegation_state == "pending"),
            "cc": _cc_to(), "signing": _signing(actor)}.get(query.scope, or_(mine, claimable))
-    status = [] if query.status == "any" else [Task.status == query.status]
+    status = [] if query.status == "any" else [task_status_is(query.status)]
     return [*status, who]
 
 
