@@ -21,7 +21,11 @@ so the indexes measured are the shipped ones) and drops it at the end (`--keep` 
    `--samples` random open tasks, the first statement of completing one (its load), and for random groups the
    query of a new task's recipients (the group's active members);
 3. report p50 / p95 / max of the server-side execution time (planning time separately) and print the plan
-   of one sample user for both pages.
+   of one sample user for both pages;
+4. send the first page and the page filtered by business key as the server sends them, prepared, and time each
+   execution at the client once PostgreSQL has settled on a plan, next to the same statements with the tasks'
+   status bound instead of written into their text (EXPLAIN above plans each statement with its values: a
+   prepared statement may run on a generic plan made without them).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import libpq_url  # noqa: E402
 
+from bpm.adapters import hot_rows  # noqa: E402
 from bpm.adapters.db import migrate  # noqa: E402
 from bpm.adapters.orm import Task  # noqa: E402
 from bpm.domain.model import Actor  # noqa: E402
@@ -56,6 +61,7 @@ from bpm.services.tasks import (  # noqa: E402
     _completion_query,
     _counts_statement,
     _cursor_for,
+    _inbox_query,
     inbox_statement,
 )
 
@@ -253,6 +259,7 @@ def report(url: str, args) -> None:
     rng = random.Random(args.seed + 1)
     sample = rng.sample(sorted(SEEDED["memberships"]), args.samples)
     first, deep, by_key, counts, claimable, completed, involved = [], [], [], [], [], [], []
+    prepared: dict[str, dict[str, list[float]]] = {}  # page -> form -> ms per execution, one per sampled user
     plans = {}
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         if args.random_page_cost is not None:
@@ -275,6 +282,9 @@ def report(url: str, args) -> None:
             involved.append(explain(connection, list_statement(actor, InstanceFilter(limit=args.page))))
             keyed = TaskQuery(limit=args.page, business_key=visible_business_key(connection, actor))
             by_key.append(explain(connection, inbox_statement(actor, keyed, NOW)))
+            for page, page_query in (("first page", query), ("filtered by business key", keyed)):
+                for form, ms in prepared_runs(connection, actor, page_query).items():
+                    prepared.setdefault(page, {}).setdefault(form, []).append(ms)
             plans.setdefault("first", (username, plan_text(connection, inbox_statement(actor, query, NOW))))
             plans.setdefault("business key", (username, plan_text(connection, inbox_statement(actor, keyed, NOW))))
             plans.setdefault("deep", (username, plan_text(connection, inbox_statement(actor, deep_query, NOW))))
@@ -292,6 +302,11 @@ def report(url: str, args) -> None:
     summarize("first page of an approver's instance list (instances they started or had a task in)", involved)
     summarize("a completion's load of one open task (bpm.services.tasks._completion_query)", loads)
     summarize("a new task's recipients, the members of one group (notifications._recipients_query)", recipients)
+    print("\nas the server sends them: prepared, ms per execution seen by the client (median of executions "
+          f"{WARM_EXECUTIONS + 1}-{WARM_EXECUTIONS + TIMED_EXECUTIONS}, the plan PostgreSQL settled on):")
+    for page, forms in prepared.items():
+        print(f"  {page}: " + "; ".join(f"{form} p50 {percentile(sorted(ms), 50):.3f} ms, p95 "
+                                         f"{percentile(sorted(ms), 95):.3f} ms" for form, ms in forms.items()))
     for page, (username, plan) in plans.items():
         print(f"\n--- plan, {page} page, {username} ---\n{plan}")
 
@@ -304,6 +319,35 @@ def sql_of(statement) -> str:
 def explain(connection, statement) -> tuple[float, float]:
     [[result]] = connection.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql_of(statement)).fetchall()
     return result[0]["Execution Time"], result[0]["Planning Time"]
+
+
+WARM_EXECUTIONS, TIMED_EXECUTIONS = 8, 20
+OPEN_WRITTEN = "tasks.status = 'open'"
+
+
+def prepared_runs(connection, actor: Actor, query: TaskQuery) -> dict[str, float]:
+    """The statement sent as the server sends it, prepared (after five executions PostgreSQL may settle on a
+    generic plan, made without the values), and the same statement with the tasks' status bound instead of
+    written into its text (as before orm.task_status_is): the median ms per execution of each, timed by the
+    client (round trip included), after WARM_EXECUTIONS untimed ones."""
+    statement, values = _inbox_query(actor, query, NOW)
+    compiled = hot_rows.compiled(statement, {"groups": len(values["groups"])})  # as list_tasks sends it
+    shipped, values = compiled.text, compiled.parameters(values)
+    forms = {"status written (shipped)": (shipped, values),
+             "status bound": (shipped.replace(OPEN_WRITTEN, "tasks.status = %(bpm_open)s::VARCHAR"),
+                              {**values, "bpm_open": "open"})}
+    timings = {}
+    for form, (sql, parameters) in forms.items():
+        for _ in range(WARM_EXECUTIONS):
+            connection.execute(sql, parameters, prepare=True).fetchall()
+        runs = []
+        for _ in range(TIMED_EXECUTIONS):
+            began = time.perf_counter()
+            connection.execute(sql, parameters, prepare=True).fetchall()
+            runs.append((time.perf_counter() - began) * 1000)
+        timings[form] = statistics.median(runs)
+    connection.execute("DEALLOCATE ALL")  # each sampled user's statements are prepared anew, as on a new connection
+    return timings
 
 
 def plan_text(connection, statement) -> str:
