@@ -8,8 +8,9 @@ needs; restart PostgreSQL after each statement):
     ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';   -- then, when done:
     ALTER SYSTEM RESET shared_preload_libraries;
 
-Starts `bpm serve` (4 HTTP workers) on its own database, warms it up, resets the statistics and runs the
-load generator of benchmarks/throughput.py. Prints, per completed instance:
+Starts `bpm serve` (its default number of HTTP workers: one per CPU, at least 2) on its own database, warms it
+up, resets the statistics and runs the load generator of benchmarks/throughput.py. Prints, per completed
+instance:
 - each statement's calls, execution + planning time and mean time (pg_stat_statements; wall time inside the
   server, so on a busy 2-core machine it includes waiting for a core);
 - the CPU the database's backends used (from /proc), next to the sum of the statements' times: the difference
@@ -26,6 +27,8 @@ import time
 import psycopg
 from _common import _admin_conninfo, cpu_seconds, generate_load, private_database, scratch_dir, seed, start_api
 from sqlalchemy.engine import make_url
+
+from api.cli import web_workers
 
 FLOOR_CALLS = 5000
 
@@ -100,7 +103,7 @@ def main() -> None:
         seed(url)
         with connect(url) as connection:
             connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            api = start_api(url, 4, scratch_dir())
+            api = start_api(url, web_workers(), scratch_dir())
             try:
                 generate_load([api.port], args.clients, 3.0)  # warm-up: every worker's connections and statements
                 before = backends_cpu(connection)
