@@ -1,6 +1,6 @@
 """PostgreSQL: the inbox's statements keep their partial indexes in a prepared statement's generic plan.
 
-The server sends its statements prepared (psycopg prepares a statement on its fifth use, bpm.adapters.hot_rows at
+The server sends its statements prepared (psycopg prepares a statement after five uses, bpm.adapters.hot_rows at
 once), and after five executions PostgreSQL may run a prepared statement on a generic plan, one made without the
 values. The partial indexes of `tasks` (ix_tasks_open_assignee_due and ix_tasks_open_business_key, WHERE status =
 'open'; ix_tasks_completed_by, WHERE status = 'completed') serve such a plan only when the statement's text names
