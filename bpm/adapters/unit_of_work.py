@@ -29,6 +29,7 @@ class UnitOfWork:
         self.settings = settings
         self.session: Session | None = None
         self.events: list[Any] = []
+        self._added: dict[tuple[type, Any], Any] = {}  # rows given to add(), by (model, primary key)
         self._depth = 0
 
     def __enter__(self) -> UnitOfWork:
@@ -36,6 +37,7 @@ class UnitOfWork:
         if self._depth == 0:
             self.session = self.session_factory()
             self.events = []
+            self._added = {}
             self._token = _current.set(self)
         self._depth += 1
         return self
@@ -49,6 +51,7 @@ class UnitOfWork:
             # so callers can still read what a service returned.
             self.session.close()
             self.session = None
+            self._added = {}
             _current.reset(self._token)
 
     def commit(self) -> None:
@@ -80,16 +83,29 @@ class UnitOfWork:
     def rollback(self) -> None:
         if self.session is not None:
             self.session.rollback()
+            self._added = {}
+
+    def add(self, row: Any) -> None:
+        """Add a new row to the transaction, as `session.add`; `row_in_session` then finds it by its key at once
+        (a new task is looked up by each handler of its TaskCreated event)."""
+        self.session.add(row)
+        if row.id is not None:  # a key the database gives is found among the held rows once flushed
+            self._added[(type(row), row.id)] = row
 
     def row_in_session(self, model: type, key: Any, load: bool = True) -> Any:
         """A row this transaction added (pending, not flushed) or already holds; otherwise loaded by primary key
-        when `load` is true, else None. Commit-time handlers use it to see each other's rows without a flush."""
-        pending = next((row for row in self.session.new if isinstance(row, model) and row.id == key), None)
-        if pending is not None:
-            return pending
+        when `load` is true, else None. Commit-time handlers use it to see each other's rows without a flush. Rows
+        given to `add` are found by key; other pending rows by a scan of the session's new rows, which builds a
+        set of all of them at each call."""
+        added = self._added.get((model, key))
+        if added is not None and added in self.session:
+            return added
         held = self.session.identity_map.get(identity_key(model, key))
-        if held is not None or not load:
+        if held is not None:
             return held
+        pending = next((row for row in self.session.new if isinstance(row, model) and row.id == key), None)
+        if pending is not None or not load:
+            return pending
         return self.session.get(model, key)
 
     def publish(self, event: Any) -> None:

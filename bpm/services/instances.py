@@ -114,7 +114,7 @@ def _run_new_instance(uow, definition: ProcessDefinition, cmd: StartInstance, re
                                started_by=cmd.actor.username, started_at=now,
                                idempotency_key=cmd.idempotency_key,
                                request_hash=request_hash if cmd.idempotency_key else None)
-    uow.session.add(instance)
+    uow.add(instance)
     record(uow, instance.id, "instance.started", cmd.actor.username,
            data={"process_key": definition.key, "version": definition.version,
                  "business_key": cmd.business_key, "variables": cmd.variables})

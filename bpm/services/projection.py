@@ -211,7 +211,7 @@ def _create_task(uow, instance, definition, open_task: engine.OpenTask) -> Task:
                 name=open_task.name or open_task.element_id, status="open", created_at=now,
                 claimed_at=now if assignment["assignee"] else None, **assignment)
     _null_unset_columns(task)
-    uow.session.add(task)
+    uow.add(task)
     _keep_in_session(uow, task)
     record(uow, instance.id, "task.created", None, element_id=task.element_id, element_name=task.name,
            task_id=task.id, data=_assignment_summary(task))

@@ -165,3 +165,24 @@ def test_a_writing_unit_of_work_begins_its_transaction_at_its_first_write_or_loc
         uow.session.add(Group(name="committed-alone"))
         uow.commit()
     assert groups_named(context, "committed-alone") == 1
+
+
+def test_row_in_session_finds_added_pending_held_and_stored_rows_and_forgets_removed_ones(context, users):
+    uow = context.uow()
+    with uow:
+        added, plain = Group(name="added-group", id=10_001), Group(name="plain-group")
+        uow.add(added)  # pending: found by its key
+        uow.session.add(plain)
+        uow.session.flush()  # plain gets its key from the database, and is held from then on
+        pending = Group(name="pending-group", id=99_999)
+        uow.session.add(pending)  # not through add(): found among the session's new rows
+        stored_id = uow.session.scalar(select(Group.id).where(Group.name == "team-leads"))
+        assert uow.row_in_session(Group, 10_001, load=False) is added
+        assert uow.row_in_session(Group, plain.id, load=False) is plain
+        assert uow.row_in_session(Group, 99_999, load=False) is pending
+        assert uow.row_in_session(Group, stored_id, load=False) is None  # not in this session, not loaded
+        assert uow.row_in_session(Group, stored_id).name == "team-leads"
+        uow.session.expunge(added)
+        assert uow.row_in_session(Group, 10_001, load=False) is None
+    with uow:  # a new unit of work starts with no added rows of the last one
+        assert uow._added == {}
