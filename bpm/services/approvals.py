@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from bpm import engine
+from bpm.adapters import loaded_rows
 from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, User
 from bpm.adapters.orm_approvals import ApprovalRecord, TaskSigner
 from bpm.adapters.unit_of_work import UnitOfWork
@@ -182,7 +183,7 @@ def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, 
 def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None) -> list[dict[str, Any]]:
     """The `approvals` variable: every decision on this instance, oldest first; `added`: this command's own
     decision, which is the newest."""
-    rows = uow.session.execute(_trail_query(), {"instance_id": instance_id}).all()
+    rows = loaded_rows.all_rows(uow.session, _trail_query(), {"instance_id": instance_id})
     return [_trail_entry(*row[1:]) for row in _with_unwritten(rows, added, TRAIL_COLUMNS)]
 
 
@@ -191,7 +192,8 @@ TRAIL_COLUMNS = ("id", "element_id", "step", "actor", "outcome", "opinion", "rol
 
 @functools.cache
 def _trail_query():
-    """Built once, and read as columns, not objects: it runs for every approve and reject."""
+    """Built once, and read as columns, not objects, on the driver (bpm.adapters.loaded_rows): it runs for every
+    approve and reject."""
     return (select(*(getattr(ApprovalRecord, column) for column in TRAIL_COLUMNS))
             .where(ApprovalRecord.instance_id == bindparam("instance_id")).order_by(ApprovalRecord.id))
 
