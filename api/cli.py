@@ -182,8 +182,8 @@ def _serve(args) -> int:
 def web_workers(configured: str | None = None) -> int:
     """HTTP worker processes of `bpm serve`: BPM_WEB_WORKERS when set, else one per CPU this process may run on,
     and at least two. More processes than cores only add context switches and cold caches: on 2 cores, 2 workers
-    served 1.08x the instances/s of 4 on 0.87-0.89x the server CPU per instance (BENCHMARKS.md, "Throughput
-    under concurrency", fifteenth round)."""
+    served 1.08x the instances/s of 4 on 0.87-0.89x the server CPU per instance (BENCHMARKS.md, "Engine floor vs
+    server", fifteenth round)."""
     if configured and configured.strip():
         if not configured.strip().isdigit() or int(configured) < 1:
             raise SystemExit(f"BPM_WEB_WORKERS must be a whole number of processes, 1 or more; got {configured!r}")
