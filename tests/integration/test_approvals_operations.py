@@ -245,3 +245,24 @@ def test_the_trail_holds_this_commands_decision_once_whether_or_not_it_was_writt
     expected = [("submit", "eve", "please"), ("review", "alice", "fine")]
     for trail in (unwritten, written):
         assert [(entry["step"], entry["actor"], entry["opinion"]) for entry in trail] == expected
+
+
+def test_the_stored_trail_equals_the_records_read_back_times_included(client, users, context):
+    """The `approvals` variable an approve stores (the records read on the driver, plus its own, not written yet)
+    equals the records read alone afterwards, times to the microsecond included."""
+    from bpm.adapters.orm_approvals import ApprovalRecord
+    from bpm.services import approvals
+
+    deployed(client, users)
+    instance_id, review = submitted(client, users)
+    with context.uow() as uow:
+        [submit] = uow.session.query(ApprovalRecord).filter_by(instance_id=instance_id).all()
+        submit.at += timedelta(microseconds=123_456)
+        uow.commit()
+    assert act(client, users["alice"], review["id"], "approve", opinion=None).status_code == 200
+    stored = instance(client, users["eve"], instance_id)["variables"]["approvals"]
+    with context.uow() as uow:
+        read_alone = approvals.approval_trail(uow, instance_id)
+    assert [(entry["step"], entry["actor"], entry["opinion"]) for entry in stored] == [
+        ("submit", "eve", "please"), ("review", "alice", None)]
+    assert stored == read_alone and stored[0]["at"].endswith(".123456+00:00")
