@@ -171,7 +171,7 @@ class Task(Base):
     last_urged_at: Mapped[datetime | None]
 
 
-TASK_STATUSES = frozenset({"open", "completed", "cancelled"})
+TASK_STATUSES = ("open", "completed", "cancelled")  # the values of Task.status
 
 
 def task_status_is(status: str):

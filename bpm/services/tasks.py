@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select, true, union_a
 
 from bpm import engine, forms
 from bpm.adapters import loaded_rows
-from bpm.adapters.orm import ProcessDefinition, ProcessInstance, Task, TaskCandidate, task_status_is
+from bpm.adapters.orm import TASK_STATUSES, ProcessDefinition, ProcessInstance, Task, TaskCandidate, task_status_is
 from bpm.adapters.unit_of_work import UnitOfWork
 from bpm.clock import utc
 from bpm.domain import events
@@ -220,7 +220,7 @@ def _mark_completed(uow, task: Task, cmd: CompleteTask) -> None:
 
 SORTS = {"due": ("due_at", "asc"), "priority": ("priority", "desc"), "created": ("created_at", "desc")}
 SCOPES = ("all", "mine", "claimable", "groups", "delegated", "cc", "signing", "completed")
-STATUSES = ("open", "completed", "cancelled", "any")
+STATUSES = (*TASK_STATUSES, "any")  # the inbox's status filter
 
 
 @dataclass
