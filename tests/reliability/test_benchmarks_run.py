@@ -83,3 +83,12 @@ def test_sql_floor_replays_the_statements_of_the_service_layer(services):
     for path in ("(sql) its statements", "(sql-sa)", "(sql-pipe)", "(sql-1rt)"):
         [row] = table_rows(output, path)
         assert float(row[1]) > 0, f"{path}: {row}"
+
+
+def test_state_compression_measures_both_methods_on_both_states(services):
+    output = run_benchmark("state_compression.py", "--rows", "40", "--rounds", "1")
+    for state in ("3-approval", "parallel_100"):
+        rows = {row[2]: row for row in table_rows(output, state) if row[2] in ("pglz", "lz4")}
+        assert set(rows) == {"pglz", "lz4"}, output[-1500:]
+        for row in rows.values():
+            assert int(row[3].replace(",", "")) > 0, f"{state}: nothing stored: {row}"
