@@ -16,10 +16,9 @@ import cProfile
 import pstats
 import time
 
-from _common import private_database, seed
-from engine_vs_server import STEPS_PER_INSTANCE, ServiceLayer
+from _common import driver_statements, private_database, seed
+from engine_vs_server import LOOKUP, STEPS_PER_INSTANCE, ServiceLayer
 from pyinstrument import Profiler
-from sqlalchemy import event
 
 
 def main() -> None:
@@ -31,16 +30,10 @@ def main() -> None:
         seed(url)
         layer = ServiceLayer(url)
         layer.run_instance()
-        statements = []
-
-        def count(conn, cursor, sql, *rest):
-            statements.append(sql)
-
-        event.listen(layer.context.engine, "before_cursor_execute", count)
-        layer.run_instance()
-        event.remove(layer.context.engine, "before_cursor_execute", count)
-        lookups = 3  # the benchmark's own next-task lookups
-        print(f"SQL statements per instance (4 steps): {len(statements) - lookups}")
+        with driver_statements(layer.context.engine) as sent:  # SQLAlchemy's and those sent on the driver
+            layer.run_instance()
+        statements = [sql for sql, *_ in sent if not sql.startswith(LOOKUP)]  # not the benchmark's own lookups
+        print(f"SQL statements per instance (4 steps): {len(statements)}")
         for sql in statements:
             print("  ", " ".join(sql.split())[:150])
         profiler = Profiler(interval=0.0005)
