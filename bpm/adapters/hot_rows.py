@@ -380,6 +380,49 @@ def driver(connection):
         yield execute
 
 
+# A read that runs again and again (a completion's load, the inbox's page) runs on a cursor kept on the connection
+# for its statement. psycopg keeps a cursor's adaptation of values (the dumper of each parameter's type, the loader
+# of each result column) while the same query object runs on it again, and builds them anew for any other: on a
+# fresh cursor a 27-column read cost 89 us of CPU, on its kept cursor 66 us (BENCHMARKS.md, "Engine floor vs
+# server", sixteenth round). The cursors are per connection, which one thread uses at a time; the least recently
+# used beyond KEPT_CURSORS are closed.
+KEPT_CURSORS = 32
+_KEPT = "_bpm_kept_cursors"
+
+
+@contextmanager
+def reading(connection, statement: str, parameters):
+    """The psycopg cursor of the connection that ran `statement` (a str the caller passes as the same object each
+    time) with `parameters`, its rows still to be fetched; a driver error is raised as in `driver`."""
+    dbapi_connection = connection.connection.dbapi_connection
+    kept = getattr(dbapi_connection, _KEPT, None)
+    if kept is None:
+        kept = {}
+        setattr(dbapi_connection, _KEPT, kept)
+    cursor = kept.pop(statement, None)  # out of `kept` while in use: a nested read of the statement gets another
+    if cursor is None:
+        cursor = dbapi_connection.cursor()
+    try:
+        try:
+            cursor.execute(statement, parameters)
+        except psycopg.Error as error:
+            _raise_as_sqlalchemy_does(connection, cursor, statement, parameters, error)
+        yield cursor
+    except BaseException:
+        cursor.close()  # a cursor whose read failed is not kept
+        raise
+    _keep(kept, statement, cursor)
+
+
+def _keep(kept: dict, statement: str, cursor) -> None:
+    replaced = kept.pop(statement, None)  # a nested read's cursor, put back first
+    if replaced is not None:
+        replaced.close()
+    kept[statement] = cursor  # the most recently used last
+    if len(kept) > KEPT_CURSORS:
+        kept.pop(next(iter(kept))).close()
+
+
 state_of = attributes.instance_state
 
 

@@ -126,8 +126,8 @@ class DriverRow(tuple):
 def _on_driver(connection, statement, parameters: dict[str, Any]):
     """(cursor, row type) of the statement run on the connection's psycopg cursor."""
     shape = _driver_shape(statement, _list_lengths(statement, parameters))
-    with hot_rows.driver(connection) as execute:
-        yield execute(shape.text.text, shape.text.parameters(parameters)), shape.row
+    with hot_rows.reading(connection, shape.text.text, shape.text.parameters(parameters)) as cursor:
+        yield cursor, shape.row
 
 
 def _list_lengths(statement, parameters: dict[str, Any]) -> tuple[tuple[str, int], ...]:

@@ -208,3 +208,59 @@ def test_a_column_converted_after_the_driver_is_not_read_there():
 
     with pytest.raises(ValueError, match="convert their values after the driver"):
         loaded_rows._driver_shape(select(literal_column("'x'", Upper()).label("shout")), ())
+
+
+def _kept_cursors(uow) -> dict:
+    from bpm.adapters import hot_rows
+
+    return getattr(uow.session.connection().connection.dbapi_connection, hot_rows._KEPT)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_read_repeated_on_a_connection_runs_on_its_kept_cursor_with_its_adaptation(context, open_task):
+    """psycopg keeps a cursor's adapters (its Transformer) while the same query object runs on it again: the
+    server's statements are built once, so their text is the same object each time."""
+    statement = _task_row_statement()
+    with context.uow() as uow:
+        first = loaded_rows.first_row(uow.session, statement, {"task_id": open_task["id"]})
+        [(text, cursor)] = [(text, cursor) for text, cursor in _kept_cursors(uow).items() if "FROM tasks" in text]
+        adaptation = cursor._tx
+        missing = loaded_rows.first_row(uow.session, statement, {"task_id": "no-such-task"})
+        again = loaded_rows.first_row(uow.session, statement, {"task_id": open_task["id"]})
+        assert _kept_cursors(uow)[text] is cursor and cursor._tx is adaptation
+    assert first is not None and missing is None and tuple(again) == tuple(first)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_nested_read_of_the_same_statement_gets_a_cursor_of_its_own(context, open_task):
+    from bpm.adapters import hot_rows
+
+    statement, values = "SELECT id FROM tasks WHERE id = %(id)s", {"id": open_task["id"]}
+    with context.uow() as uow:
+        connection = uow.session.connection()
+        with hot_rows.reading(connection, statement, values) as outer:
+            with hot_rows.reading(connection, statement, {"id": "no-such-task"}) as inner:
+                assert inner is not outer and inner.fetchall() == []
+            assert outer.fetchall() == [(open_task["id"],)]  # the outer result was not overwritten
+        assert _kept_cursors(uow)[statement] is outer and inner.closed  # one cursor kept per statement
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_failed_read_closes_its_cursor_and_the_least_recently_used_beyond_the_limit_are_closed(context):
+    from sqlalchemy import exc
+
+    from bpm.adapters import hot_rows
+
+    with context.uow() as uow:
+        connection = uow.session.connection()
+        statements = [f"SELECT {number}" for number in range(hot_rows.KEPT_CURSORS + 1)]
+        cursors = []
+        for statement in statements:
+            with hot_rows.reading(connection, statement, None) as cursor:
+                cursors.append(cursor)
+        kept = _kept_cursors(uow)
+        assert list(kept) == statements[1:] and cursors[0].closed and not cursors[1].closed
+        failing = "SELECT 1 / 0"
+        with pytest.raises(exc.DataError), hot_rows.reading(connection, failing, None):
+            pass
+        assert failing not in kept
