@@ -14,6 +14,7 @@ from flask_smorest import Api
 
 from api import auth, errors
 from api.context import ServerContext
+from api.json_provider import JSONProvider
 from bpm.config import Settings
 
 API_SPEC = {
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, clock=None, start_background: b
     app = Flask(__name__, static_folder="web/static", template_folder="web/templates")
     app.config.update(API_SPEC)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1_000_000
+    app.json = JSONProvider(app)
     app.json.ensure_ascii = False
     app.extensions["bpm"] = ServerContext.build(settings, clock)
     api = Api(app)
