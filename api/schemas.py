@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from api.schema_base import Schema
 from bpm.clock import utc
 from bpm.domain.model import ROLES, SCOPES
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from api.schema_base import Schema
 from api.schemas import TaskQuerySchema, TaskSchema, UTCDateTime
 from bpm.services.tasks import SCOPES, STATUSES
 

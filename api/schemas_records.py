@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from api.schema_base import Schema
 from api.schemas import UTCDateTime
 from bpm.services.complaints import CATEGORIES, PRIORITIES
 from bpm.services.leads import STATUSES as LEAD_STATUSES

@@ -3,10 +3,11 @@
 from datetime import UTC
 
 from flask.views import MethodView
-from marshmallow import Schema, ValidationError, fields, validates
+from marshmallow import ValidationError, fields, validates
 
 from api.auth import require_admin, server
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from api.schemas import UTCDateTime
 from bpm import engine
 from bpm.clock import ManualClock

@@ -9,10 +9,11 @@ object with a list of components, each with a type; input fields need a key that
 from __future__ import annotations
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from api.auth import require, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from api.schemas import UTCDateTime
 from bpm.services import form_store
 

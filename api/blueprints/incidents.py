@@ -1,10 +1,11 @@
 """Incidents: failed background jobs and engine steps, and retrying them once the cause is fixed."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from api.auth import current_actor, server, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from api.schemas import UTCDateTime
 from bpm.services import incidents
 

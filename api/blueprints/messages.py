@@ -1,10 +1,11 @@
 """Correlate a message to waiting instances, start processes by message, or buffer it for a while."""
 
 from flask.views import MethodView
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api.auth import current_actor, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from bpm.services import messages
 
 blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="Message correlation")

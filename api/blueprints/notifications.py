@@ -1,10 +1,11 @@
 """In-app notifications of the signed-in user, and the failed-delivery view for admins."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from api.auth import current_actor, require_admin, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from api.schemas import UTCDateTime
 from bpm.services import notifications, outbox
 

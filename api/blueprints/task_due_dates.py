@@ -1,10 +1,11 @@
 """A task's due date: set or removed by an admin or the assignee's supervisor; escalation steps follow it."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from api.auth import current_actor, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from api.schemas import UTCDateTime
 from bpm.services import escalation
 

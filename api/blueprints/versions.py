@@ -1,10 +1,11 @@
 """Compare two versions of a process and migrate running instances between versions."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from api.auth import current_actor, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from bpm.services import versions
 
 blp = Blueprint("process-versions", __name__, url_prefix="/api/v1/process-definitions",

@@ -1,10 +1,11 @@
 """Webhook subscriptions (admins and integrators), their delivery log and manual redelivery."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from api.auth import current_actor, uow
 from api.blueprints import Blueprint
+from api.schema_base import Schema
 from api.schemas import UTCDateTime, field_names
 from bpm.services import webhooks
 
