@@ -1,6 +1,6 @@
 """CPU of the API per call, in process: what one 3-approval instance costs the server, call type by call type.
 
-    .venv/bin/python benchmarks/api_cpu.py [--instances 150] [--rounds 5] [--profile PATTERN]
+    .venv/bin/python benchmarks/api_cpu.py [--instances 150] [--rounds 5] [--profile PATTERN] [--against stdlib-json]
 
 Runs the calls of benchmarks/throughput.py's clients (POST start, then per approver POST complete and GET the next
 approver's inbox filtered by business key: 6 calls per instance) through the Flask app's test client on its own
@@ -8,6 +8,13 @@ PostgreSQL database, one thread, no HTTP server, and reports this process's CPU 
 type (median of the rounds). Flask, flask-smorest, marshmallow, authentication, the services and the database
 driver are all counted; PostgreSQL's own CPU and the HTTP server's are not. With --profile, prints cProfile's
 callees of the functions matching PATTERN (a regular expression) for one more round.
+
+With --against stdlib-json, only the app's own CPU is counted (its WSGI call timed, not the test client around it),
+and each round runs the instances twice, the order alternating: as shipped, and with the
+API's JSON and dumps as before the sixteenth round (Flask's own JSON provider, marshmallow's own attribute lookup
+in a dump, webargs' own reading of a JSON body, json.loads for an instance's state and the json columns; the pool's
+connections are replaced at each switch, and a few instances run untimed after it). Prints both totals and the
+median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -15,14 +22,21 @@ from __future__ import annotations
 import argparse
 import collections
 import cProfile
+import json
 import pstats
 import statistics
 import time
 import uuid
+from contextlib import contextmanager, nullcontext
 
+import marshmallow
 from _common import BROKER_URL, STARTER, STEP_APPROVER, private_database, seed, token_of
+from flask.json.provider import DefaultJSONProvider
+from webargs.flaskparser import FlaskParser
 
-from api import create_app
+from api import create_app, schema_base
+from api.blueprints import _SchemaOnceParser
+from bpm import json_text
 from bpm.config import Settings
 
 API = "/api/v1"
@@ -58,17 +72,71 @@ def measure(client, instances: int) -> dict[str, float]:
     return {kind: seconds * 1000 / instances for kind, seconds in spent.items()}
 
 
+def _stdlib_loads(text):
+    return json.loads(bytes(text) if isinstance(text, memoryview) else text)
+
+
+@contextmanager
+def stdlib_json(app):
+    """The API's JSON and dumps as before the sixteenth round (see the module's docstring)."""
+    saved = app.json, schema_base.Schema._serialize, _SchemaOnceParser._raw_load_json, json_text.loads
+    provider = DefaultJSONProvider(app)
+    provider.ensure_ascii = False
+    app.json, schema_base.Schema._serialize = provider, marshmallow.Schema._serialize
+    _SchemaOnceParser._raw_load_json, json_text.loads = FlaskParser._raw_load_json, _stdlib_loads
+    app.extensions["bpm"].engine.dispose()  # new connections register json.loads for the json columns
+    try:
+        yield
+    finally:
+        app.json, schema_base.Schema._serialize, _SchemaOnceParser._raw_load_json, json_text.loads = saved
+        app.extensions["bpm"].engine.dispose()
+
+
+def paired(app, client, instances: int, rounds: int) -> None:
+    """The app's own CPU per instance (its WSGI call timed, the test client's work around it not), both ways."""
+    inside = [0.0]
+    application = app.wsgi_app
+
+    def timed(environ, start_response):
+        began = time.process_time()
+        try:
+            return list(application(environ, start_response))
+        finally:
+            inside[0] += time.process_time() - began
+
+    app.wsgi_app = timed
+    totals: dict[str, list[float]] = {"shipped": [], "stdlib-json": []}
+    for number in range(rounds):
+        for mode in ("shipped", "stdlib-json")[::1 if number % 2 == 0 else -1]:
+            with stdlib_json(app) if mode == "stdlib-json" else nullcontext():
+                measure(client, 5)  # untimed: the new connections prepare their statements
+                inside[0] = 0.0
+                measure(client, instances)
+                totals[mode].append(inside[0] * 1000 / instances)
+    app.wsgi_app = application
+    ratios = [new / old for new, old in zip(totals["shipped"], totals["stdlib-json"], strict=True)]
+    print(f"API CPU ms per instance (median of {rounds} rounds of {instances}): shipped "
+          f"{statistics.median(totals['shipped']):.2f}, stdlib-json {statistics.median(totals['stdlib-json']):.2f}; "
+          f"shipped / stdlib-json, median of the rounds' ratios {statistics.median(ratios):.3f} "
+          f"({min(ratios):.3f}-{max(ratios):.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile")
+    parser.add_argument("--against", choices=["stdlib-json"])
     args = parser.parse_args()
     with private_database("bench_api_cpu") as (url, _name):
         seed(url)
         app = create_app(Settings(database_url=url, broker_url=BROKER_URL))
         client = app.test_client()
         measure(client, 20)  # warm-up: caches, prepared statements
+        if args.against:
+            paired(app, client, args.instances, args.rounds)
+            app.extensions["bpm"].engine.dispose()
+            return
         rounds = [measure(client, args.instances) for _ in range(args.rounds)]
         kinds = ("start", "complete", "inbox")
         medians = {kind: statistics.median(r[kind] for r in rounds) for kind in kinds}
