@@ -3,8 +3,8 @@
 Dumping an object, marshmallow asks each field for its value through three calls (Field.serialize, Field.get_value,
 utils.get_value, which tries `obj[key]` before `getattr`) and then formats it (the field's `_serialize`). For an
 object that cannot be indexed (an ORM row, a dataclass), `getattr(obj, attribute)` is what that chain ends in, so
-`_serialize` here reads it directly and hands it to the same `_serialize`: a task dumped in 6 instead of 21 us
-(BENCHMARKS.md, "Engine floor vs server", sixteenth round), 50 of them in an inbox page 0.3 instead of 1 ms. A field
+`_serialize` here reads it directly and hands it to the same `_serialize`: a task dumped in 10.4 instead of 23.5 us
+(BENCHMARKS.md, "Engine floor vs server", sixteenth round), 50 of them in 0.51 instead of 1.16 ms. A field
 that does anything else (no attribute to check, a dump default, a dotted attribute, its own `serialize` or
 `get_value`), a schema with its own `get_attribute`, and an indexable object (a dict) go through marshmallow's own
 path, as do the schema's hooks, which `dump` runs around `_serialize` as before.
@@ -22,12 +22,14 @@ _DIRECT = object()  # a plan step's marker: read the attribute and format it; ot
 
 
 class Schema(marshmallow.Schema):
+    _plan: list[tuple] | None = None  # the schema instance's dump plan, made at its first dump
+
     def _serialize(self, obj: Any, *, many: bool = False):
         if many and obj is not None:
             return [self._serialize(item, many=False) for item in obj]
-        plan = self.__dict__.get("_dump_plan")
+        plan = self._plan
         if plan is None:
-            plan = self.__dict__["_dump_plan"] = _dump_plan(self)
+            plan = self._plan = _dump_plan(self)
         if not plan or hasattr(obj, "__getitem__"):
             return super()._serialize(obj, many=False)
         dumped = self.dict_class()
@@ -45,7 +47,7 @@ class Schema(marshmallow.Schema):
         return dumped
 
 
-def _dump_plan(schema: Schema) -> list[tuple] | None:
+def _dump_plan(schema: Schema) -> list[tuple]:
     """(output key, field name, attribute, field, how) per dumped field, or an empty list when the schema reads
     attributes its own way (all of it goes through marshmallow then)."""
     if type(schema).get_attribute is not marshmallow.Schema.get_attribute:
