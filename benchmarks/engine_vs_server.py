@@ -111,10 +111,13 @@ class ServerEngine:
 
 
 class ServiceLayer:
-    def __init__(self, url: str):
+    def __init__(self, url: str, decision: str = "complete"):
+        """`decision`: how each approver decides, "complete" (the generic task API) or "approve" (the approvers'
+        operation, bpm.services.approvals.decide)."""
         from api.context import ServerContext
         from bpm.services import identity
 
+        self.decision = decision
         self.context = ServerContext.build(Settings(database_url=url, broker_url=BROKER_URL))
         self.actors = {name: identity.authenticate(token_of(name), self.context.uow())
                        for name in ("ivan", "alice", "bob", "carol")}
@@ -133,7 +136,7 @@ class ServiceLayer:
     def timed_instance(self, before_call=None) -> tuple[float, float]:
         """(wall, CPU) seconds spent inside the four service calls of one instance (lookups of the next task id
         excluded); `before_call`, if given, is called before each of them (start, then each completion)."""
-        from bpm.services import instances, tasks
+        from bpm.services import approvals, instances, tasks
 
         spent = [0.0, 0.0]
 
@@ -150,7 +153,10 @@ class ServiceLayer:
             "three_approvals", self.actors["ivan"], uuid.uuid4().hex, dict(START_VARIABLES)))
         for approver in ("alice", "bob", "carol"):
             task_id = self.open_task(started.instance.id)
-            call(tasks.complete_task, tasks.CompleteTask(task_id, self.actors[approver], dict(DECISION)))
+            if self.decision == "approve":
+                call(approvals.decide, approvals.Decide(task_id, self.actors[approver], approvals.APPROVED, "ok"))
+            else:
+                call(tasks.complete_task, tasks.CompleteTask(task_id, self.actors[approver], dict(DECISION)))
         return spent[0], spent[1]
 
     def statements_per_instance(self) -> int:

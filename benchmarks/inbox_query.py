@@ -58,10 +58,10 @@ from bpm.services.notifications import _recipients_query  # noqa: E402
 from bpm.services.tasks import (  # noqa: E402
     TaskQuery,
     _actor_values,
-    _completion_query,
     _counts_statement,
     _cursor_for,
     _inbox_query,
+    completion_query,
     inbox_statement,
 )
 
@@ -300,7 +300,7 @@ def report(url: str, args) -> None:
     summarize("first page of the claimable tab (scope \"groups\")", claimable)
     summarize("first page of the completed tab (tasks I completed)", completed)
     summarize("first page of an approver's instance list (instances they started or had a task in)", involved)
-    summarize("a completion's load of one open task (bpm.services.tasks._completion_query)", loads)
+    summarize("a completion's load of one open task (bpm.services.tasks.completion_query)", loads)
     summarize("a new task's recipients, the members of one group (notifications._recipients_query)", recipients)
     print("\nas the server sends them: prepared, ms per execution seen by the client (median of executions "
           f"{WARM_EXECUTIONS + 1}-{WARM_EXECUTIONS + TIMED_EXECUTIONS}, the plan PostgreSQL settled on):")
@@ -377,7 +377,7 @@ def completion_loads(connection, rng, samples: int) -> list[tuple[float, float]]
     """The first statement of completing a task (task, instance, definition and what else the instance has
     open), for random open tasks: its cost must not grow with the other instances' backlog."""
     task_ids = [row[0] for row in connection.execute("SELECT id FROM tasks ORDER BY id LIMIT 20000")]
-    statement = _completion_query()
+    statement = completion_query()
     return [explain(connection, statement.params(task_id=task_id)) for task_id in rng.sample(task_ids, samples)]
 
 

@@ -1,11 +1,13 @@
 """Where a service step's time goes: wall time, this process's CPU and the PostgreSQL backends' CPU per step.
 
     .venv/bin/python benchmarks/service_cpu.py [--instances 150] [--rounds 3] [--against MODE]
+        [--decide complete|approve]
 
 Runs the (b) row of benchmarks/engine_vs_server.py (start + 3 completions of the 3-approval process through the
-services, each its own transaction) on its own database and reads the CPU of the database's backends from
-/proc (PostgreSQL must run on this machine). Alternates two modes in each round, "shipped" (the code as it is)
-and the one named by --against (MODE):
+services, each its own transaction; with `--decide approve` the approvers use approve instead of the generic
+complete) on its own database and reads the CPU of the database's backends from /proc (PostgreSQL must run on
+this machine). Alternates two modes in each round, "shipped" (the code as it is) and the one named by --against
+(MODE):
 - "rollback-reads" (the default): read-only units of work end with ROLLBACK, as before the fix (psycopg then
   drops every prepared statement of the connection, so statements are parsed and planned again), and the
   next-task lookup rolls back too;
@@ -13,7 +15,9 @@ and the one named by --against (MODE):
   itself (a round trip of its own for BEGIN), instead of at their first write (bpm.adapters.unit_of_work
   .session_factory);
 - "orm-loads": the completion's load, the start's definition and the projection's existing rows read through
-  `Session.execute` and the ORM's loading, as before bpm.adapters.loaded_rows (the same SQL).
+  `Session.execute` and the ORM's loading, as before bpm.adapters.loaded_rows (the same SQL);
+- "trail-apart" (with `--decide approve`): an approve reads the instance's approval records with a query of its
+  own after its load, a round trip more, as before the seventeenth round (bpm.services.approvals.decide).
 """
 
 from __future__ import annotations
@@ -129,7 +133,31 @@ def orm_loads(layer: ServiceLayer):
         tasks.load_for_completion, instances._definition_to_start, projection._existing_rows = saved
 
 
-BEFORE = {"rollback-reads": rollback_reads, "eager-begin": eager_begin, "orm-loads": orm_loads}
+@contextmanager
+def trail_apart(_layer: ServiceLayer):
+    """The approve before the seventeenth round: the load without the trail, then the trail's own query."""
+    from bpm.services import approvals, tasks
+
+    def decide(cmd, uow):
+        with uow:
+            task, _instance, _definition, signers_pending, existing = tasks.load_for_completion(uow, cmd.task_id)
+            signer = approvals._active_signer_row(uow, task, cmd.actor.username) if signers_pending else None
+            if signer is not None:
+                approvals._signer_decides(uow, task, signer, cmd)
+            else:
+                approvals._assignee_decides(uow, task, cmd, signers_pending, existing, trail=None)
+            uow.commit()
+            return task
+
+    saved, approvals.decide = approvals.decide, decide
+    try:
+        yield
+    finally:
+        approvals.decide = saved
+
+
+BEFORE = {"rollback-reads": rollback_reads, "eager-begin": eager_begin, "orm-loads": orm_loads,
+          "trail-apart": trail_apart}
 
 
 def measure(layer: ServiceLayer, url: str, database: str, instances: int) -> tuple[float, float, float]:
@@ -147,10 +175,13 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", choices=sorted(BEFORE), default="rollback-reads")
+    parser.add_argument("--decide", choices=["complete", "approve"], default="complete")
     args = parser.parse_args()
+    if args.against == "trail-apart" and args.decide != "approve":
+        parser.error("--against trail-apart compares approves: add --decide approve")
     with private_database("bench_service_cpu") as (url, database):
         seed(url)
-        layer = ServiceLayer(url)
+        layer = ServiceLayer(url, args.decide)
         for _ in range(20):
             layer.run_instance()
         results: dict[str, list[tuple[float, float, float]]] = {args.against: [], "shipped": []}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Text, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from bpm import engine
+from bpm import engine, json_text
 from bpm.adapters import loaded_rows
 from bpm.adapters.orm import HistoryEntry, ProcessDefinition, ProcessInstance, Task, User
 from bpm.adapters.orm_approvals import ApprovalRecord, TaskSigner
@@ -34,7 +35,14 @@ from bpm.services import approval_notify as notify
 from bpm.services import definitions, escalation
 from bpm.services.instances import _run, _scripts_allowed, get_instance
 from bpm.services.projection import apply_snapshot, archived_chunks, record
-from bpm.services.tasks import CompleteTask, _check_form, _mark_completed, _open_task, load_for_completion
+from bpm.services.tasks import (
+    CompleteTask,
+    _check_form,
+    _mark_completed,
+    _open_task,
+    completion_loaded,
+    completion_query,
+)
 
 APPROVED, REJECTED = "approved", "rejected"
 COUNTERSIGN_MODES = ("all", "any", "sequential", "vote")
@@ -58,26 +66,32 @@ class Decide:
 
 
 def decide(cmd: Decide, uow: UnitOfWork) -> Task:
-    """The task, its instance and definition come in one round trip with whether any signer is pending
-    (tasks.load_for_completion); without pending signers, which is the common case, no signer query runs."""
+    """The task, its instance and definition come in one round trip with whether any signer is pending and the
+    instance's approval trail (tasks.load_for_completion, `_trail_column`); without pending signers, which is the
+    common case, no signer query runs."""
     with uow:
-        task, _instance, _definition, signers_pending, existing = load_for_completion(uow, cmd.task_id)
+        row = loaded_rows.first_row(uow.session, completion_query(_trail_column(uow.session.bind.dialect.name)),
+                                    {"task_id": cmd.task_id})
+        task, _instance, _definition, signers_pending, existing = completion_loaded(uow, cmd.task_id, row)
         signer = _active_signer_row(uow, task, cmd.actor.username) if signers_pending else None
         if signer is not None:
             _signer_decides(uow, task, signer, cmd)
         else:
-            _assignee_decides(uow, task, cmd, signers_pending, existing)
+            _assignee_decides(uow, task, cmd, signers_pending, existing, _trail_rows(row.approval_trail))
         uow.commit()
         return task
 
 
-def _assignee_decides(uow, task: Task, cmd: Decide, signers_pending: bool, existing) -> None:
+def _assignee_decides(uow, task: Task, cmd: Decide, signers_pending: bool, existing,
+                      trail: list[tuple] | None) -> None:
+    """`trail`: the instance's approval records as read with the task (`_trail_rows`; none is written before
+    `_finish` uses them), or None to read them there."""
     _check_may_decide(uow, task, cmd.actor, signers_pending)
     if task.assignee is None:
         task.assignee, task.claimed_at = cmd.actor.username, uow.clock.now()
     if cmd.outcome == REJECTED:
         _finish(uow, task, cmd.actor.username, REJECTED, cmd, role="assignee", signers_pending=signers_pending,
-                existing=existing)
+                existing=existing, trail=trail)
         return
     _check_form(task, cmd.variables, uow)
     if signers_pending and _pending_signers(uow, task, ("parallel", "after")):
@@ -88,7 +102,7 @@ def _assignee_decides(uow, task: Task, cmd: Decide, signers_pending: bool, exist
         _history(uow, task, "task.approved", cmd.actor.username, opinion=cmd.opinion, waiting_for_signers=True)
         return
     _finish(uow, task, cmd.actor.username, APPROVED, cmd, role="assignee", signers_pending=signers_pending,
-            existing=existing)
+            existing=existing, trail=trail)
 
 
 def _check_may_decide(uow, task: Task, actor: Actor, signers_pending: bool = True) -> None:
@@ -133,17 +147,18 @@ def _complete_when_signed(uow, task: Task, actor: str) -> None:
 
 
 def _finish(uow, task: Task, actor: str, outcome: str, cmd: Decide, role: str | None, *,
-            signers_pending: bool = True, existing=None) -> None:
+            signers_pending: bool = True, existing=None, trail: list[tuple] | None = None) -> None:
     """Record the decision, set the routing variables and complete the task in the workflow.
 
     `signers_pending`: False when no signer of the task is pending, so none is looked up to cancel; `existing`:
-    what the projection held before the step, when the load already told (projection.known_existing)."""
+    what the projection held before the step, when the load already told (projection.known_existing); `trail`: the
+    instance's approval records when the load read them (else they are read here)."""
     added = _add_record(uow, task, actor, outcome, cmd.opinion, role) if role is not None else None
     instance, definition, workflow = load_workflow(uow, task)
     if engine.find_ready_task(workflow, task.id) is None:
         raise InvalidTransition("the task is no longer ready in its instance")
     variables = {**cmd.variables, "approved": outcome == APPROVED, "outcome": outcome, "opinion": cmd.opinion,
-                 "approvals": approval_trail(uow, task.instance_id, added)}
+                 "approvals": approval_trail(uow, task.instance_id, added, trail)}
     countersign = _countersign_variables(uow, task, definition, workflow, added)
     variables.update(countersign)
     if countersign:
@@ -180,10 +195,12 @@ def _add_record(uow, task: Task, actor: str, outcome: str, opinion: str | None, 
     return added
 
 
-def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None) -> list[dict[str, Any]]:
+def approval_trail(uow, instance_id: str, added: ApprovalRecord | None = None,
+                   rows: list[tuple] | None = None) -> list[dict[str, Any]]:
     """The `approvals` variable: every decision on this instance, oldest first; `added`: this command's own
-    decision, which is the newest."""
-    rows = loaded_rows.all_rows(uow.session, _trail_query(), {"instance_id": instance_id})
+    decision, which is the newest; `rows`: the records as TRAIL_COLUMNS, when already read (else read here)."""
+    if rows is None:
+        rows = loaded_rows.all_rows(uow.session, _trail_query(), {"instance_id": instance_id})
     return [_trail_entry(*row[1:]) for row in _with_unwritten(rows, added, TRAIL_COLUMNS)]
 
 
@@ -196,6 +213,28 @@ def _trail_query():
     approve and reject."""
     return (select(*(getattr(ApprovalRecord, column) for column in TRAIL_COLUMNS))
             .where(ApprovalRecord.instance_id == bindparam("instance_id")).order_by(ApprovalRecord.id))
+
+
+@functools.cache
+def _trail_column(dialect: str):
+    """The instance's approval records as one JSON text column of the completion's load (TRAIL_COLUMNS per record,
+    `at` as the database writes a timestamp in JSON), so an approve reads them in the same round trip as its task;
+    NULL or an empty array when there are none. Built once per dialect: PostgreSQL's json_agg orders the records,
+    SQLite's json_group_array does not (`_trail_rows` does)."""
+    record = ApprovalRecord
+    values = [getattr(record, column) for column in TRAIL_COLUMNS]
+    if dialect == "postgresql":
+        aggregated = cast(func.json_agg(aggregate_order_by(func.json_build_array(*values), record.id)), Text)
+    else:
+        aggregated = func.json_group_array(func.json_array(*values))
+    return (select(aggregated).where(record.instance_id == Task.instance_id).correlate(Task)
+            .scalar_subquery().label("approval_trail"))
+
+
+def _trail_rows(trail_json: str | None) -> list[tuple]:
+    """`_trail_column`'s records as the rows `_trail_query` reads: TRAIL_COLUMNS, `at` a datetime, by id."""
+    records = sorted(json_text.loads(trail_json), key=lambda values: values[0]) if trail_json else []
+    return [(*values[:-1], datetime.fromisoformat(values[-1])) for values in records]
 
 
 def _trail_entry(step, step_name, actor, outcome, opinion, role, at) -> dict[str, Any]:

@@ -146,7 +146,12 @@ def load_for_completion(uow, task_id: str):
     row (bpm.adapters.loaded_rows; rows this session already holds are returned as they are, like `session.get`).
     The same row says whether any webhook subscription is active, so the events of the completion need not
     look."""
-    row = loaded_rows.first_row(uow.session, _completion_query(), {"task_id": task_id})
+    return completion_loaded(uow, task_id, loaded_rows.first_row(uow.session, completion_query(), {"task_id": task_id}))
+
+
+def completion_loaded(uow, task_id: str, row):
+    """What `load_for_completion` returns, from the row `completion_query` read (None: no such task), whatever
+    further columns the row has after the query's own."""
     if row is None:
         raise NotFound(f"task '{task_id}' not found")
     webhooks.note_any_active(uow, row.webhooks_active)
@@ -161,13 +166,15 @@ _COMPLETION_ROWS = (_TASK_ROW, loaded_rows.loaded(ProcessInstance), definitions.
 
 
 @functools.cache
-def _completion_query():
-    """Built once (building a statement costs as much CPU as sending it); the task id is a bound parameter."""
+def completion_query(*also):
+    """Built once per tuple of further columns `also` (building a statement costs as much CPU as sending it); the
+    task id is a bound parameter. A command that needs more of the instance in the same round trip passes its
+    columns, built once too, so each gets one statement (approvals.decide: the approval trail)."""
     from bpm.adapters.orm_approvals import TaskSigner
 
     pending = exists().where(TaskSigner.task_id == Task.id, TaskSigner.status == "pending")
     return (select(*loaded_rows.columns(*_COMPLETION_ROWS), pending.label("signers_pending"),
-                   webhooks.any_active_column(), *projection.existing_summary_columns(Task))
+                   webhooks.any_active_column(), *projection.existing_summary_columns(Task), *also)
             .select_from(Task)
             .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)

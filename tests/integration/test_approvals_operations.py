@@ -266,3 +266,29 @@ def test_the_stored_trail_equals_the_records_read_back_times_included(client, us
     assert [(entry["step"], entry["actor"], entry["opinion"]) for entry in stored] == [
         ("submit", "eve", "please"), ("review", "alice", None)]
     assert stored == read_alone and stored[0]["at"].endswith(".123456+00:00")
+
+
+def test_the_trail_read_with_the_task_equals_the_records_read_alone(client, users, context):
+    """An approve reads the instance's records in its load (`_trail_column`, JSON): the trail it stores equals
+    the records read alone, for a time without microseconds (isoformat leaves them out), one with, an opinion in
+    Chinese and records whose ids run against their times."""
+    from bpm.adapters.orm_approvals import ApprovalRecord
+    from bpm.services import approvals
+
+    deployed(client, users)
+    instance_id, review = submitted(client, users)
+    with context.uow() as uow:
+        [submit] = uow.session.query(ApprovalRecord).filter_by(instance_id=instance_id).all()
+        submit.at = submit.at.replace(microsecond=0)
+        uow.session.add(ApprovalRecord(instance_id=instance_id, task_id=submit.task_id, element_id="submit",
+                                       step="补充材料", actor="eve", outcome="approved", opinion="已补充 ✓",
+                                       role="assignee", at=submit.at - timedelta(hours=1, microseconds=7)))
+        uow.commit()
+    assert act(client, users["alice"], review["id"], "approve", opinion="好").status_code == 200
+    stored = instance(client, users["eve"], instance_id)["variables"]["approvals"]
+    with context.uow() as uow:
+        read_alone = approvals.approval_trail(uow, instance_id)
+    assert [(entry["step_name"], entry["opinion"]) for entry in stored] == [
+        ("Submit request", "please"), ("补充材料", "已补充 ✓"), ("Manager review", "好")], stored
+    assert stored == read_alone
+    assert "." not in stored[0]["at"] and stored[1]["at"].endswith(".999993+00:00"), stored

@@ -459,6 +459,36 @@ def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_t
     assert statuses == (["cancelled", "cancelled"] if due_date else [])
 
 
+def test_an_approve_reads_the_approval_trail_in_its_loads_round_trip(client, users, context, tmp_path):
+    """libpq's trace of an approve's connection: two round trips, as a completion's (the load, then the writes
+    with BEGIN and COMMIT), the instance's approval records read in the load's (approvals._trail_column)."""
+    from psycopg import pq
+
+    from bpm.services import approvals
+
+    deploy(client, users["dora"], EXPENSE)
+    task_id = start(client, users, "TRAIL-ONE-TRIP")["open_tasks"][0]["id"]
+    trace_path, alice = tmp_path / "libpq.trace", _actor(context, users, "alice")
+    with trace_path.open("w") as trace:
+        def trace_connection(dbapi_connection, _record, _proxy):
+            dbapi_connection.pgconn.trace(trace.fileno())
+            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+        event.listen(context.engine, "checkout", trace_connection)
+        try:
+            approvals.decide(approvals.Decide(task_id, alice, "approved", "fine"), context.uow())
+        finally:
+            event.remove(context.engine, "checkout", trace_connection)
+    messages = [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
+    syncs = [number for number, message in enumerate(messages) if message[0] == "Sync"]
+    assert len(syncs) == 2 and syncs[-1] == len(messages) - 1, messages
+    with context.engine.connect() as connection:
+        assert connection.execute(select(Task.status).where(Task.id == task_id)).scalar_one() == "completed"
+        trail = connection.execute(text("SELECT state_json FROM process_instances p JOIN tasks t "
+                                        "ON t.instance_id = p.id WHERE t.id = :id"), {"id": task_id}).scalar_one()
+    assert '"approvals": [{' in trail and '"opinion": "fine"' in trail
+
+
 def _actor(context, users, username):
     from bpm.services import identity
 

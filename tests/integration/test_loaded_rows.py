@@ -146,7 +146,7 @@ def _hot_reads(actor, open_task: dict):
     inbox_by_key, inbox_values = tasks._inbox_query(actor, tasks.TaskQuery(business_key="LOADED-1"), NOW)
     inbox, values = tasks._inbox_query(actor, tasks.TaskQuery(), NOW)
     counts_values = {**tasks._actor_values(actor), "now": NOW}
-    return [(tasks._completion_query(), {"task_id": open_task["id"]}),
+    return [(tasks.completion_query(), {"task_id": open_task["id"]}),
             (instances._start_query(False), {"key": "expense_approval"}),
             (projection._existing_query(), {"instance_id": open_task["instance_id"]}),
             (inbox_by_key, inbox_values), (inbox, values), (tasks._counts_statement(), counts_values)]
@@ -188,7 +188,7 @@ def test_a_connection_dropped_under_a_driver_read_is_invalidated_as_sqlalchemy_d
 
 
 def test_a_driver_row_reads_like_sqlalchemys_row():
-    shape = loaded_rows._driver_shape(tasks._completion_query(), ())
+    shape = loaded_rows._driver_shape(tasks.completion_query(), ())
     row = shape.row(range(TASK.width + INSTANCE.width + DEFINITION.width + 5))
     assert row[0] == 0 and row[1:3] == (1, 2) and row.signers_pending == TASK.width + INSTANCE.width + DEFINITION.width
     assert row._mapping["webhooks_active"] == row.webhooks_active
