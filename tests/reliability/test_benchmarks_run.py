@@ -92,3 +92,18 @@ def test_state_compression_measures_both_methods_on_both_states(services):
         assert set(rows) == {"pglz", "lz4"}, output[-1500:]
         for row in rows.values():
             assert int(row[3].replace(",", "")) > 0, f"{state}: nothing stored: {row}"
+
+
+def test_http_floor_loads_each_server_without_a_failed_request(services):
+    output = run_benchmark("http_floor.py", "--rounds", "1", "--seconds", "0.5")
+    for server in ("granian, a WSGI function", "granian + Flask, one route", "bpm serve, /healthz",
+                   "bpm serve, an empty inbox"):
+        [row] = table_rows(output, server)
+        assert float(row[1].replace(",", "")) > 0 and int(row[2].split()[0]) > 0, f"{server}: {row}"
+
+
+def test_service_cpu_pairs_approves_with_the_trail_read_apart(services):
+    output = run_benchmark("service_cpu.py", "--decide", "approve", "--against", "trail-apart", "--rounds", "1",
+                           "--instances", "2")
+    assert re.search(r"trail-apart +wall +\d", output) and re.search(r"shipped +wall +\d", output), output[-1500:]
+    assert "shipped / trail-apart, median of the rounds' ratios" in output
