@@ -67,7 +67,7 @@ class Decide:
 
 def decide(cmd: Decide, uow: UnitOfWork) -> Task:
     """The task, its instance and definition come in one round trip with whether any signer is pending and the
-    instance's approval trail (tasks.load_for_completion, `_trail_column`); without pending signers, which is the
+    instance's approval trail (tasks.completion_query with `_trail_column`); without pending signers, which is the
     common case, no signer query runs."""
     with uow:
         row = loaded_rows.first_row(uow.session, completion_query(_trail_column(uow.session.bind.dialect.name)),
