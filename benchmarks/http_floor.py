@@ -98,9 +98,10 @@ def _clients(port: int, path: str, token: str | None, threads: int, seconds: flo
 def load(target: Target, clients: int, seconds: float) -> tuple[float, float]:
     """(requests/s, server CPU us per request) of one slice."""
     pids = [target.server.process.pid, *_children(target.server.process.pid)]
-    receive, send = multiprocessing.get_context("spawn").Pipe()
+    spawn = multiprocessing.get_context("spawn")
+    receive, send = spawn.Pipe()
     token = token_of(target.user) if target.user else None
-    process = multiprocessing.get_context("spawn").Process(
+    process = spawn.Process(
         target=_clients, args=(target.server.port, target.path, token, clients, seconds, send))
     before, began = cpu_seconds(pids), time.monotonic()
     process.start()

@@ -411,7 +411,6 @@ def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_t
     """libpq's trace of the completion's connection: two round trips, the load, then BEGIN, the writes and COMMIT
     in one pipeline; no BEGIN or COMMIT on its own. A task with a due date also cancels its waiting escalation
     steps, in the same pipeline."""
-    from psycopg import pq
 
     from bpm.services import tasks
 
@@ -426,20 +425,9 @@ def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_t
                 "(VALUES ('remind'), ('overdue')) AS steps (kind) WHERE id = :id"), {"id": task_id})
         else:
             connection.execute(text("UPDATE tasks SET due_at = NULL WHERE id = :id"), {"id": task_id})
-    trace_path, alice = tmp_path / "libpq.trace", _actor(context, users, "alice")
-
-    with trace_path.open("w") as trace:
-        def trace_connection(dbapi_connection, _record, _proxy):
-            dbapi_connection.pgconn.trace(trace.fileno())
-            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-
-        event.listen(context.engine, "checkout", trace_connection)
-        try:
-            tasks.complete_task(tasks.CompleteTask(task_id, alice, {"approved": True}), context.uow())
-        finally:
-            event.remove(context.engine, "checkout", trace_connection)
-    # the frontend's messages: (type, what follows on its first line)
-    messages = [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
+    alice = _actor(context, users, "alice")
+    messages = _frontend_messages(context, tmp_path, lambda: tasks.complete_task(
+        tasks.CompleteTask(task_id, alice, {"approved": True}), context.uow()))
     syncs = [number for number, message in enumerate(messages) if message[0] == "Sync"]
     pipeline = messages[syncs[0] + 1:syncs[1]]
     assert len(syncs) == 2 and syncs[-1] == len(messages) - 1, messages  # the load, then the writes; nothing after
@@ -462,24 +450,14 @@ def test_a_completions_begin_writes_and_commit_go_to_the_database_in_one_round_t
 def test_an_approve_reads_the_approval_trail_in_its_loads_round_trip(client, users, context, tmp_path):
     """libpq's trace of an approve's connection: two round trips, as a completion's (the load, then the writes
     with BEGIN and COMMIT), the instance's approval records read in the load's (approvals._trail_column)."""
-    from psycopg import pq
 
     from bpm.services import approvals
 
     deploy(client, users["dora"], EXPENSE)
     task_id = start(client, users, "TRAIL-ONE-TRIP")["open_tasks"][0]["id"]
-    trace_path, alice = tmp_path / "libpq.trace", _actor(context, users, "alice")
-    with trace_path.open("w") as trace:
-        def trace_connection(dbapi_connection, _record, _proxy):
-            dbapi_connection.pgconn.trace(trace.fileno())
-            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-
-        event.listen(context.engine, "checkout", trace_connection)
-        try:
-            approvals.decide(approvals.Decide(task_id, alice, "approved", "fine"), context.uow())
-        finally:
-            event.remove(context.engine, "checkout", trace_connection)
-    messages = [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
+    alice = _actor(context, users, "alice")
+    messages = _frontend_messages(context, tmp_path, lambda: approvals.decide(
+        approvals.Decide(task_id, alice, "approved", "fine"), context.uow()))
     syncs = [number for number, message in enumerate(messages) if message[0] == "Sync"]
     assert len(syncs) == 2 and syncs[-1] == len(messages) - 1, messages
     with context.engine.connect() as connection:
@@ -487,6 +465,25 @@ def test_an_approve_reads_the_approval_trail_in_its_loads_round_trip(client, use
         trail = connection.execute(text("SELECT state_json FROM process_instances p JOIN tasks t "
                                         "ON t.instance_id = p.id WHERE t.id = :id"), {"id": task_id}).scalar_one()
     assert '"approvals": [{' in trail and '"opinion": "fine"' in trail
+
+
+def _frontend_messages(context, tmp_path, command) -> list[tuple[str, ...]]:
+    """The messages the client sent to PostgreSQL while `command` ran, from libpq's trace of each connection taken
+    from the pool: (type, what follows on its first line)."""
+    from psycopg import pq
+
+    trace_path = tmp_path / "libpq.trace"
+    with trace_path.open("w") as trace:
+        def trace_connection(dbapi_connection, _record, _proxy):
+            dbapi_connection.pgconn.trace(trace.fileno())
+            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+        event.listen(context.engine, "checkout", trace_connection)
+        try:
+            command()
+        finally:
+            event.remove(context.engine, "checkout", trace_connection)
+    return [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
 
 
 def _actor(context, users, username):
