@@ -199,11 +199,18 @@ def main() -> None:
         wall, cpu, backend = (statistics.median(column) for column in zip(*rows, strict=True))
         print(f"  {mode:15s} wall {wall:6.2f} ms   client CPU {cpu:5.2f} ms   "
               f"PostgreSQL backends CPU {backend:5.2f} ms")
-    ratios = [[new / old for new, old in zip(shipped, before, strict=True)]
-              for shipped, before in zip(results["shipped"], results[args.against], strict=True)]
-    wall, cpu, backend = (statistics.median(column) for column in zip(*ratios, strict=True))
-    print(f"shipped / {args.against}, median of the rounds' ratios: wall {wall:.3f}, client CPU {cpu:.3f}, "
-          f"PostgreSQL backends CPU {backend:.3f}")
+    pairs = list(zip(results["shipped"], results[args.against], strict=True))
+    wall, cpu, backend = (_median_ratio([(shipped[column], before[column]) for shipped, before in pairs])
+                          for column in range(3))
+    print(f"shipped / {args.against}, median of the rounds' ratios: wall {wall}, client CPU {cpu}, "
+          f"PostgreSQL backends CPU {backend}")
+
+
+def _median_ratio(pairs: list[tuple[float, float]]) -> str:
+    """The median of new/old over the rounds whose old figure is above zero (/proc counts CPU in ticks of 10 ms,
+    so a short round can read zero), or "n/a" when none is."""
+    ratios = [new / old for new, old in pairs if old > 0]
+    return f"{statistics.median(ratios):.3f}" if ratios else "n/a"
 
 
 if __name__ == "__main__":
