@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bpm.adapters.db import make_engine
+from bpm.adapters.db import make_engine, pooled_reads_engine
 from bpm.adapters.orm import load_all_models
 from bpm.adapters.unit_of_work import UnitOfWork, read_only_session_factory, session_factory
 from bpm.clock import Clock, ManualClock, SystemClock
@@ -29,7 +29,8 @@ class ServerContext:
         load_handlers()
         engine = make_engine(settings.database_url, timeouts=settings.database_timeouts)
         clock = clock or (ManualClock() if settings.clock == "manual" else SystemClock())
-        return cls(settings, engine, session_factory(engine), clock, read_only_session_factory(engine))
+        pooled_reads = pooled_reads_engine(engine, settings.database_url, settings.database_timeouts)
+        return cls(settings, engine, session_factory(engine), clock, read_only_session_factory(engine, pooled_reads))
 
     def uow(self, read_only: bool = False) -> UnitOfWork:
         """A unit of work; `read_only` for a request that must not write (see read_only_session_factory)."""

@@ -1,6 +1,7 @@
 """CPU of the API per call, in process: what one 3-approval instance costs the server, call type by call type.
 
-    .venv/bin/python benchmarks/api_cpu.py [--instances 150] [--rounds 5] [--profile PATTERN] [--against stdlib-json]
+    .venv/bin/python benchmarks/api_cpu.py [--instances 150] [--rounds 5] [--profile PATTERN]
+                                           [--against stdlib-json|session-reads|webargs-query]
 
 Runs the calls of benchmarks/throughput.py's clients (POST start, then per approver POST complete and GET the next
 approver's inbox filtered by business key: 6 calls per instance) through the Flask app's test client on its own
@@ -9,12 +10,17 @@ type (median of the rounds). Flask, flask-smorest, marshmallow, authentication, 
 driver are all counted; PostgreSQL's own CPU and the HTTP server's are not. With --profile, prints cProfile's
 callees of the functions matching PATTERN (a regular expression) for one more round.
 
-With --against stdlib-json, only the app's own CPU is counted (its WSGI call timed, not the test client around it),
-and each round runs the instances twice, the order alternating: as shipped, and with the
-API's JSON and dumps as before the sixteenth round (Flask's own JSON provider, marshmallow's own attribute lookup
-in a dump, webargs' own reading of a JSON body, json.loads for an instance's state and the json columns; the pool's
-connections are replaced at each switch, and a few instances run untimed after it). Prints both totals and the
-median of the rounds' ratios.
+With --against, only the app's own CPU is counted (its WSGI call timed, not the test client around it), and each
+round runs the instances twice, the order alternating: as shipped, and with one change undone:
+- stdlib-json: the API's JSON and dumps as before the sixteenth round (Flask's own JSON provider, marshmallow's own
+  attribute lookup in a dump, webargs' own reading of a JSON body, json.loads for an instance's state and the json
+  columns; the pool's connections are replaced at each switch);
+- session-reads: the inbox's page read on the read-only session's own connection, as before the eighteenth round,
+  instead of on a pooled connection of its own (bpm.adapters.loaded_rows);
+- webargs-query: the query string read through webargs' MultiDictProxy, as before the eighteenth round (see
+  api.blueprints).
+A few instances run untimed after each switch. Prints both totals per instance and per inbox page, and the
+medians of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -77,6 +83,35 @@ def _stdlib_loads(text):
 
 
 @contextmanager
+def session_reads(app):
+    """Read-only units of work read the inbox's page and counts on their session's connection, as before the
+    eighteenth round, instead of on a pooled connection of their own (bpm.adapters.loaded_rows)."""
+    from bpm.adapters.unit_of_work import read_only_session_factory
+
+    context = app.extensions["bpm"]
+    saved = context.read_sessions
+    context.read_sessions = read_only_session_factory(context.engine)
+    try:
+        yield
+    finally:
+        context.read_sessions = saved
+
+
+@contextmanager
+def webargs_query(_app):
+    """The query string read through webargs' MultiDictProxy, as before the eighteenth round."""
+    saved = _SchemaOnceParser.load_querystring
+    _SchemaOnceParser.load_querystring = FlaskParser.load_querystring
+    try:
+        yield
+    finally:
+        _SchemaOnceParser.load_querystring = saved
+
+
+AGAINST = {"stdlib-json": "stdlib_json", "session-reads": "session_reads", "webargs-query": "webargs_query"}
+
+
+@contextmanager
 def stdlib_json(app):
     """The API's JSON and dumps as before the sixteenth round (see the module's docstring)."""
     saved = app.json, schema_base.Schema._serialize, _SchemaOnceParser._raw_load_json, json_text.loads
@@ -92,9 +127,10 @@ def stdlib_json(app):
         app.extensions["bpm"].engine.dispose()
 
 
-def paired(app, client, instances: int, rounds: int) -> None:
-    """The app's own CPU per instance (its WSGI call timed, the test client's work around it not), both ways."""
-    inside = [0.0]
+def paired(app, client, instances: int, rounds: int, against: str = "stdlib-json") -> None:
+    """The app's own CPU per instance (its WSGI call timed, the test client's work around it not), both ways; and
+    per inbox page (the GET requests, two per instance)."""
+    inside = collections.defaultdict(float)
     application = app.wsgi_app
 
     def timed(environ, start_response):
@@ -102,23 +138,27 @@ def paired(app, client, instances: int, rounds: int) -> None:
         try:
             return list(application(environ, start_response))
         finally:
-            inside[0] += time.process_time() - began
+            inside[environ["REQUEST_METHOD"]] += time.process_time() - began
 
     app.wsgi_app = timed
-    totals: dict[str, list[float]] = {"shipped": [], "stdlib-json": []}
+    switch = globals()[AGAINST[against]]
+    totals: dict[str, list[float]] = {"shipped": [], against: []}
+    pages: dict[str, list[float]] = {"shipped": [], against: []}
     for number in range(rounds):
-        for mode in ("shipped", "stdlib-json")[::1 if number % 2 == 0 else -1]:
-            with stdlib_json(app) if mode == "stdlib-json" else nullcontext():
+        for mode in ("shipped", against)[::1 if number % 2 == 0 else -1]:
+            with switch(app) if mode == against else nullcontext():
                 measure(client, 5)  # untimed: the new connections prepare their statements
-                inside[0] = 0.0
+                inside.clear()
                 measure(client, instances)
-                totals[mode].append(inside[0] * 1000 / instances)
+                totals[mode].append(sum(inside.values()) * 1000 / instances)
+                pages[mode].append(inside["GET"] * 1e6 / (2 * instances))
     app.wsgi_app = application
-    ratios = [new / old for new, old in zip(totals["shipped"], totals["stdlib-json"], strict=True)]
-    print(f"API CPU ms per instance (median of {rounds} rounds of {instances}): shipped "
-          f"{statistics.median(totals['shipped']):.2f}, stdlib-json {statistics.median(totals['stdlib-json']):.2f}; "
-          f"shipped / stdlib-json, median of the rounds' ratios {statistics.median(ratios):.3f} "
-          f"({min(ratios):.3f}-{max(ratios):.3f})")
+    for label, figures, unit in (("API CPU per instance", totals, "ms"), ("API CPU per inbox page", pages, "us")):
+        ratios = [new / old for new, old in zip(figures["shipped"], figures[against], strict=True)]
+        print(f"{label} (median of {rounds} rounds of {instances} instances): shipped "
+              f"{statistics.median(figures['shipped']):.2f} {unit}, {against} "
+              f"{statistics.median(figures[against]):.2f} {unit}; shipped / {against}, median of the rounds' ratios "
+              f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
 
 
 def main() -> None:
@@ -126,7 +166,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile")
-    parser.add_argument("--against", choices=["stdlib-json"])
+    parser.add_argument("--against", choices=list(AGAINST))
     args = parser.parse_args()
     with private_database("bench_api_cpu") as (url, _name):
         seed(url)
@@ -134,7 +174,7 @@ def main() -> None:
         client = app.test_client()
         measure(client, 20)  # warm-up: caches, prepared statements
         if args.against:
-            paired(app, client, args.instances, args.rounds)
+            paired(app, client, args.instances, args.rounds, args.against)
             app.extensions["bpm"].engine.dispose()
             return
         rounds = [measure(client, args.instances) for _ in range(args.rounds)]

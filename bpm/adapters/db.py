@@ -24,6 +24,7 @@ WROTE = "bpm_wrote"  # on a connection's info: a statement other than SELECT ran
 COMMITTED = "bpm_committed"  # on a connection's info: its COMMIT went with the writes (bpm.adapters.hot_rows)
 LAZY_BEGIN = "bpm_lazy_begin"  # execution option of the engine that writing units of work use on PostgreSQL
 BEGIN_PENDING = "bpm_begin_pending"  # on a connection's info: LAZY_BEGIN, and no BEGIN sent yet in this transaction
+POOLED_READS = "bpm_pooled_reads"  # on a read-only session's info: the engine its driver reads take connections of
 
 
 def begin_if_pending(connection) -> None:
@@ -53,6 +54,19 @@ def make_engine(database_url: str, ping_idle_connections: bool = True, timeouts:
     if ping_idle_connections and not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine
+
+
+def pooled_reads_engine(engine: Engine, database_url: str, timeouts: DatabaseTimeouts | None = None) -> Engine | None:
+    """On PostgreSQL with psycopg, an engine whose pool keeps its connections in the driver's autocommit, for the
+    reads that read-only units of work send on a pooled connection of their own (bpm.adapters.loaded_rows): such
+    a read needs no SQLAlchemy connection, transaction or change of the connection's mode around it. Disposed
+    with `engine`. Elsewhere None."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg":
+        return None
+    reads = make_engine(database_url, timeouts=timeouts, isolation_level="AUTOCOMMIT")
+    event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
+    return reads
 
 
 def _with_timeouts(url: URL, connect_args: dict, timeouts: DatabaseTimeouts) -> dict:

@@ -414,6 +414,23 @@ def reading(connection, statement: str, parameters):
     _keep(kept, statement, cursor)
 
 
+class PooledConnection:
+    """A connection taken from an engine's pool without SQLAlchemy's Connection around it, with what `reading`
+    and the driver errors use of one: the dialect, the pooled connection, invalidation. `close()` gives it back."""
+
+    __slots__ = ("connection", "dialect")
+
+    def __init__(self, engine):
+        self.dialect = engine.dialect
+        self.connection = engine.raw_connection()  # the pool's checkout events run, the idle ping among them
+
+    def invalidate(self, error: BaseException) -> None:
+        self.connection.invalidate(error)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def _keep(kept: dict, statement: str, cursor) -> None:
     replaced = kept.pop(statement, None)  # a nested read's cursor, put back first
     if replaced is not None:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.base import instance_state
 
 from bpm.adapters import hot_rows
+from bpm.adapters.db import POOLED_READS
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def columns(*shapes: Loaded) -> list[Column]:
 def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | DriverRow | None:
     """The first row of a Core SELECT run on the session's connection (its transaction): on psycopg on the
     driver itself, else through SQLAlchemy's execution."""
+    pooled = _pooled_reads(session)
+    if pooled is not None:
+        with _on_pooled(pooled, statement, parameters) as (cursor, row_type):
+            row = cursor.fetchone()
+        return None if row is None else row_type(row)
     connection = session.connection()
     if connection.dialect.driver != "psycopg":
         return connection.execute(statement, parameters).first()
@@ -82,6 +88,10 @@ def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | 
 
 
 def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row] | list[DriverRow]:
+    pooled = _pooled_reads(session)
+    if pooled is not None:
+        with _on_pooled(pooled, statement, parameters) as (cursor, row_type):
+            return [row_type(row) for row in cursor.fetchall()]
     connection = session.connection()
     if connection.dialect.driver != "psycopg":
         return list(connection.execute(statement, parameters))
@@ -96,6 +106,14 @@ def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Ro
 # "Engine floor vs server", fourteenth round). A driver error is raised as SQLAlchemy raises it, and a dropped
 # connection is invalidated (hot_rows.driver). The statements read here have no result processors on psycopg
 # (each column's type converts nothing after the driver); `_driver_shape` refuses one that has.
+#
+# Read on a pooled connection: a read-only unit of work on PostgreSQL (the API's GET requests) whose session has
+# not begun sends such a read on a connection of its own, taken from a pool whose connections stay in the
+# driver's autocommit (bpm.adapters.db.pooled_reads_engine) and given back when its rows are read. The read is what
+# it is on the session's connection, a SELECT outside a transaction, without the session's connection around it:
+# SQLAlchemy's Connection, its transaction, the change of the connection's mode to autocommit and back, and their
+# events cost about as much CPU as the inbox page's read itself (BENCHMARKS.md, "Engine floor vs server",
+# eighteenth round). Once the session has begun, its reads stay on its connection.
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,23 @@ class DriverRow(tuple):
         if position is None:
             raise AttributeError(name)
         return self[position]
+
+
+def _pooled_reads(session: Session):
+    """The engine whose pooled connections this read takes (see "read on a pooled connection" above), or None."""
+    engine = session.info.get(POOLED_READS)
+    return None if engine is None or session.in_transaction() else engine
+
+
+@contextmanager
+def _on_pooled(engine, statement, parameters: dict[str, Any]):
+    """`_on_driver` on a connection of the engine's pool, given back after the rows are read."""
+    pooled = hot_rows.PooledConnection(engine)
+    try:
+        with _on_driver(pooled, statement, parameters) as found:
+            yield found
+    finally:
+        pooled.close()
 
 
 @contextmanager

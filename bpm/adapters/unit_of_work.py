@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
-from bpm.adapters.db import BEGIN_PENDING, COMMITTED, LAZY_BEGIN, READ_ONLY, WROTE, begin_if_pending
+from bpm.adapters.db import BEGIN_PENDING, COMMITTED, LAZY_BEGIN, POOLED_READS, READ_ONLY, WROTE, begin_if_pending
 from bpm.adapters.hot_rows import QUEUED, Writes, insert_rows, queue_appended, queue_hot_rows, take_queued
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
@@ -257,14 +257,19 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 
-def read_only_session_factory(engine: Engine) -> sessionmaker:
+def read_only_session_factory(engine: Engine, pooled_reads: Engine | None = None) -> sessionmaker:
     """Sessions for units of work that only read (the API's GET requests): a statement that writes (INSERT,
     UPDATE, DELETE, DDL) raises ReadOnlyViolation. On PostgreSQL they also run without a transaction (driver
     autocommit): a request that sends one SELECT then costs one round trip instead of three (BEGIN, SELECT,
     COMMIT), and no ROLLBACK drops the connection's prepared statements. On SQLite they keep a transaction, begun
     deferred instead of IMMEDIATE (bpm.adapters.db), so a reader does not take the write lock; the driver's
-    isolation level stays as the engine set it."""
+    isolation level stays as the engine set it.
+
+    `pooled_reads` (bpm.adapters.db.pooled_reads_engine): the reads of bpm.adapters.loaded_rows (the inbox's page
+    and counts) take a connection of that engine's pool for themselves while the session has not begun, instead of
+    the session's connection."""
     options = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options["isolation_level"] = "AUTOCOMMIT"
-    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False, autoflush=False)
+    info = {POOLED_READS: pooled_reads} if pooled_reads is not None else {}
+    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False, autoflush=False, info=info)

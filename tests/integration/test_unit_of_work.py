@@ -186,3 +186,100 @@ def test_row_in_session_finds_added_pending_held_and_stored_rows_and_forgets_rem
         assert uow.row_in_session(Group, 10_001, load=False) is None
     with uow:  # a new unit of work starts with no added rows of the last one
         assert uow._added == {}
+
+
+def _name_read():
+    from sqlalchemy import bindparam
+
+    return select(User.username).where(User.username == bindparam("name"))
+
+
+@pytest.fixture
+def checkouts(context):
+    """Connections taken so far from the engine's pool and from the pool of the read-only sessions' own reads."""
+    from bpm.adapters.db import POOLED_READS
+
+    pooled = context.read_sessions.kw["info"][POOLED_READS]
+    taken = {"engine": 0, "pooled reads": 0}
+
+    def counter(name):
+        def count(*_args):
+            taken[name] += 1
+        return count
+
+    listeners = [(context.engine, counter("engine")), (pooled, counter("pooled reads"))]
+    for engine, listener in listeners:
+        event.listen(engine, "checkout", listener)
+    yield taken, pooled
+    for engine, listener in listeners:
+        event.remove(engine, "checkout", listener)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_read_only_units_page_read_takes_a_pooled_connection_of_its_own_in_autocommit(context, users, checkouts):
+    """The inbox's page and counts (bpm.adapters.loaded_rows) are read on a connection of a pool whose
+    connections stay in autocommit, given back at once; the session itself never begins."""
+    from bpm.adapters import loaded_rows
+
+    taken, pooled = checkouts
+    with context.uow(read_only=True) as uow:
+        rows = loaded_rows.all_rows(uow.session, _name_read(), {"name": "alice"})
+        first = loaded_rows.first_row(uow.session, _name_read(), {"name": "bob"})
+        assert not uow.session.in_transaction()
+        assert pooled.pool.checkedout() == 0
+    assert [tuple(row) for row in rows] == [("alice",)] and tuple(first) == ("bob",)
+    assert taken == {"engine": 0, "pooled reads": 2}
+    fairy = pooled.raw_connection()
+    try:
+        assert fairy.driver_connection.autocommit is True
+        assert fairy.driver_connection.info.transaction_status.name == "IDLE"
+    finally:
+        fairy.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_once_the_session_has_begun_its_reads_stay_on_its_connection(context, users, checkouts):
+    from bpm.adapters import loaded_rows
+
+    taken, _pooled = checkouts
+    with context.uow(read_only=True) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(User)) >= 1
+        row = loaded_rows.first_row(uow.session, _name_read(), {"name": "alice"})
+    assert tuple(row) == ("alice",)
+    assert taken == {"engine": 1, "pooled reads": 0}
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_read_on_a_dropped_pooled_connection_fails_as_sqlalchemy_fails_and_the_pool_replaces_it(
+        context, users, checkouts, monkeypatch):
+    from sqlalchemy import exc, text
+
+    from bpm.adapters import db, loaded_rows
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600)  # no ping at checkout finds the dropped connection first
+    _taken, pooled = checkouts
+    with context.uow(read_only=True) as uow:
+        loaded_rows.first_row(uow.session, _name_read(), {"name": "alice"})
+    fairy = pooled.raw_connection()
+    backend = fairy.driver_connection.info.backend_pid
+    fairy.close()
+    with context.engine.begin() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": backend}).scalar() is True
+    with pytest.raises(exc.OperationalError) as raised, context.uow(read_only=True) as uow:
+        loaded_rows.first_row(uow.session, _name_read(), {"name": "alice"})
+    assert raised.value.connection_invalidated
+    assert pooled.pool.checkedout() == 0
+    with context.uow(read_only=True) as uow:
+        assert tuple(loaded_rows.first_row(uow.session, _name_read(), {"name": "alice"})) == ("alice",)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_disposing_the_engine_disposes_the_pool_of_the_pooled_reads(context, users, checkouts):
+    from bpm.adapters import loaded_rows
+
+    _taken, pooled = checkouts
+    with context.uow(read_only=True) as uow:
+        loaded_rows.first_row(uow.session, _name_read(), {"name": "alice"})
+    assert pooled.pool.checkedin() == 1
+    context.engine.dispose()
+    assert pooled.pool.checkedin() == 0
