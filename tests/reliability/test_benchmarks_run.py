@@ -107,3 +107,12 @@ def test_service_cpu_pairs_approves_with_the_trail_read_apart(services):
                            "--instances", "2")
     assert re.search(r"trail-apart +wall +\d", output) and re.search(r"shipped +wall +\d", output), output[-1500:]
     assert "shipped / trail-apart, median of the rounds' ratios" in output
+
+
+@pytest.mark.parametrize("against", ["stdlib-json", "session-reads", "webargs-query"])
+def test_api_cpu_pairs_the_shipped_api_with_each_change_undone(services, against):
+    output = run_benchmark("api_cpu.py", "--against", against, "--rounds", "1", "--instances", "2")
+    for label, unit in (("API CPU per instance", "ms"), ("API CPU per inbox page", "us")):
+        line = re.search(rf"{label} \(median of 1 rounds of 2 instances\): shipped ([\d.]+) {unit}, "
+                         rf"{against} ([\d.]+) {unit}; shipped / {against}", output)
+        assert line and float(line.group(1)) > 0 and float(line.group(2)) > 0, output[-1500:]
