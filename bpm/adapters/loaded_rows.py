@@ -73,7 +73,8 @@ def columns(*shapes: Loaded) -> list[Column]:
 
 def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | DriverRow | None:
     """The first row of a Core SELECT run on the session's connection (its transaction): on psycopg on the
-    driver itself, else through SQLAlchemy's execution."""
+    driver itself, else through SQLAlchemy's execution; in a read-only unit of work whose session has not begun,
+    on a pooled connection of its own (see "read on a pooled connection" below)."""
     pooled = _pooled_reads(session)
     if pooled is not None:
         with _on_pooled(pooled, statement, parameters) as (cursor, row_type):
@@ -88,6 +89,7 @@ def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | 
 
 
 def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row] | list[DriverRow]:
+    """Every row of a Core SELECT, read where `first_row` reads."""
     pooled = _pooled_reads(session)
     if pooled is not None:
         with _on_pooled(pooled, statement, parameters) as (cursor, row_type):
