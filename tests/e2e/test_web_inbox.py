@@ -336,8 +336,10 @@ def _events(live_server, instance_id):  # noqa: F811
 
 
 def _goto_task(page, live_server, task_id):  # noqa: F811
+    """The task's page, loaded to its last part (the instance's history, after its diagram)."""
     page.goto(f"{live_server.url}/tasks/{task_id}")
     playwright_expect()(page.locator("#actions button").first).to_be_visible()
+    playwright_expect()(page.locator("#history li").first).to_be_visible()
 
 
 # --- 转办 transfer, 加签/减签 add/remove signer, assign, 催办 urge, 撤回 withdraw, 委派 resolve ---------------------

@@ -85,10 +85,15 @@
     return [...new Set(ops)];
   }
 
+  // The buttons are replaced only when the operations change: the instance's arrival renders them again, and a
+  // button replaced between a press and its release would swallow the click.
   function renderActions() {
     const bar = document.getElementById("actions");
+    const names = allowedOperations(state.task, state.instance);
+    if (bar.dataset.ops === names.join(" ") && bar.querySelector("button")) return;
+    bar.dataset.ops = names.join(" ");
     bar.innerHTML = "";
-    for (const name of allowedOperations(state.task, state.instance)) {
+    for (const name of names) {
       const operation = OPERATIONS[name];
       bar.append(el("button", { type: "button", class: operation.style || "", "data-op": name,
                                 onclick: () => start(name) }, text(`op_${name}`)));
