@@ -108,9 +108,6 @@ def webargs_query(_app):
         _SchemaOnceParser.load_querystring = saved
 
 
-AGAINST = {"stdlib-json": "stdlib_json", "session-reads": "session_reads", "webargs-query": "webargs_query"}
-
-
 @contextmanager
 def stdlib_json(app):
     """The API's JSON and dumps as before the sixteenth round (see the module's docstring)."""
@@ -127,6 +124,9 @@ def stdlib_json(app):
         app.extensions["bpm"].engine.dispose()
 
 
+AGAINST = {"stdlib-json": stdlib_json, "session-reads": session_reads, "webargs-query": webargs_query}
+
+
 def paired(app, client, instances: int, rounds: int, against: str = "stdlib-json") -> None:
     """The app's own CPU per instance (its WSGI call timed, the test client's work around it not), both ways; and
     per inbox page (the GET requests, two per instance)."""
@@ -141,7 +141,7 @@ def paired(app, client, instances: int, rounds: int, against: str = "stdlib-json
             inside[environ["REQUEST_METHOD"]] += time.process_time() - began
 
     app.wsgi_app = timed
-    switch = globals()[AGAINST[against]]
+    switch = AGAINST[against]
     totals: dict[str, list[float]] = {"shipped": [], against: []}
     pages: dict[str, list[float]] = {"shipped": [], against: []}
     for number in range(rounds):

@@ -75,30 +75,29 @@ def first_row(session: Session, statement, parameters: dict[str, Any]) -> Row | 
     """The first row of a Core SELECT run on the session's connection (its transaction): on psycopg on the
     driver itself, else through SQLAlchemy's execution; in a read-only unit of work whose session has not begun,
     on a pooled connection of its own (see "read on a pooled connection" below)."""
-    pooled = _pooled_reads(session)
-    if pooled is not None:
-        with _on_pooled(pooled, statement, parameters) as (cursor, row_type):
-            row = cursor.fetchone()
-        return None if row is None else row_type(row)
-    connection = session.connection()
-    if connection.dialect.driver != "psycopg":
-        return connection.execute(statement, parameters).first()
-    with _on_driver(connection, statement, parameters) as (cursor, row_type):
-        row = cursor.fetchone()
-    return None if row is None else row_type(row)
+    return _read(session, statement, parameters, first=True)
 
 
 def all_rows(session: Session, statement, parameters: dict[str, Any]) -> list[Row] | list[DriverRow]:
     """Every row of a Core SELECT, read where `first_row` reads."""
+    return _read(session, statement, parameters, first=False)
+
+
+def _read(session: Session, statement, parameters: dict[str, Any], first: bool):
     pooled = _pooled_reads(session)
-    if pooled is not None:
-        with _on_pooled(pooled, statement, parameters) as (cursor, row_type):
+    connection = hot_rows.PooledConnection(pooled) if pooled is not None else session.connection()
+    try:
+        if connection.dialect.driver != "psycopg":
+            result = connection.execute(statement, parameters)
+            return result.first() if first else list(result)
+        with _on_driver(connection, statement, parameters) as (cursor, row_type):
+            if first:
+                row = cursor.fetchone()
+                return None if row is None else row_type(row)
             return [row_type(row) for row in cursor.fetchall()]
-    connection = session.connection()
-    if connection.dialect.driver != "psycopg":
-        return list(connection.execute(statement, parameters))
-    with _on_driver(connection, statement, parameters) as (cursor, row_type):
-        return [row_type(row) for row in cursor.fetchall()]
+    finally:
+        if pooled is not None:
+            connection.close()  # back to its pool once the rows are read
 
 
 # --- on the driver (PostgreSQL with psycopg) -------------------------------------------------------------------
@@ -146,17 +145,6 @@ def _pooled_reads(session: Session):
     """The engine whose pooled connections this read takes (see "read on a pooled connection" above), or None."""
     engine = session.info.get(POOLED_READS)
     return None if engine is None or session.in_transaction() else engine
-
-
-@contextmanager
-def _on_pooled(engine, statement, parameters: dict[str, Any]):
-    """`_on_driver` on a connection of the engine's pool, given back after the rows are read."""
-    pooled = hot_rows.PooledConnection(engine)
-    try:
-        with _on_driver(pooled, statement, parameters) as found:
-            yield found
-    finally:
-        pooled.close()
 
 
 @contextmanager
