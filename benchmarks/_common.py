@@ -260,6 +260,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def backend_cpu_seconds(url: str, database: str) -> float:
+    """User + system CPU the PostgreSQL backends connected to `database` have used so far (Linux /proc; PostgreSQL
+    must run on this machine). A backend that disconnected before the second reading takes its CPU with it."""
+    with psycopg.connect(_admin_conninfo(url), autocommit=True) as connection:
+        pids = [row[0] for row in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+    return cpu_seconds(pids)
+
+
 def postgres_pids() -> list[int]:
     """Every PostgreSQL server process on the machine (the benchmarks' backends included)."""
     found = []

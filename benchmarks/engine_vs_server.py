@@ -28,10 +28,12 @@ import contextlib
 import statistics
 import time
 import uuid
+from dataclasses import dataclass, field
 
 from _common import (
     BROKER_URL,
     THREE_APPROVALS,
+    backend_cpu_seconds,
     generate_load,
     private_database,
     scratch_dir,
@@ -284,19 +286,52 @@ def _existing_rows_one_by_one(uow, instance_id: str):
     return existing
 
 
-def time_engine(runner, instances: int) -> float:
-    began = time.perf_counter()
+def time_engine(runner, instances: int, cpu: list[float] | None = None) -> float:
+    """Steps/s; appends this process's CPU ms per step to `cpu` when given."""
+    began, cpu_before = time.perf_counter(), time.process_time()
     for _ in range(instances):
         runner.run_instance()
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu_before) * 1000 / (instances * STEPS_PER_INSTANCE))
     return instances * STEPS_PER_INSTANCE / (time.perf_counter() - began)
 
 
-def time_service(layer: ServiceLayer, instances: int, cpu: list[float]) -> float:
-    """Steps/s inside the service calls; appends this process's CPU ms per step (PostgreSQL's CPU excluded)."""
+def time_service(layer: ServiceLayer, instances: int, cpu: list[float], cost: Cost | None = None) -> float:
+    """Steps/s inside the service calls; appends this process's CPU ms per step (PostgreSQL's CPU excluded, the
+    next-task lookups included). With `cost`, also appends the CPU per step inside the service calls and the
+    database backends' CPU per step (the lookups' three short statements per instance included)."""
+    steps = instances * STEPS_PER_INSTANCE
     cpu_before = time.process_time()
-    spent = sum(layer.run_instance() for _ in range(instances))
-    cpu.append((time.process_time() - cpu_before) * 1000 / (instances * STEPS_PER_INSTANCE))
-    return instances * STEPS_PER_INSTANCE / spent
+    backend_before = backend_cpu_seconds(*cost.database) if cost is not None else 0.0
+    spent = [layer.timed_instance() for _ in range(instances)]
+    cpu.append((time.process_time() - cpu_before) * 1000 / steps)
+    if cost is not None:
+        cost.client.append(sum(call_cpu for _, call_cpu in spent) * 1000 / steps)
+        cost.database_cpu.append((backend_cpu_seconds(*cost.database) - backend_before) * 1000 / steps)
+    return steps / sum(wall for wall, _ in spent)
+
+
+@dataclass
+class Cost:
+    """CPU per step, round by round: (a)'s, and (b)'s in the service calls and in PostgreSQL's backends."""
+
+    database: tuple[str, str]  # (url, name) of the benchmark's database
+    engine: list[float] = field(default_factory=list)
+    client: list[float] = field(default_factory=list)
+    database_cpu: list[float] = field(default_factory=list)
+
+    def report(self) -> None:
+        """(b)/(a) by CPU: what a step costs the machine, client and database, against what the engine alone
+        costs. It leaves out the waits (round trips, the commit's flush to disk) that wall time counts, and it
+        is what decides how many steps the machine's cores can run."""
+        ratios = [(client + database) / engine
+                  for engine, client, database in zip(self.engine, self.client, self.database_cpu, strict=True)]
+        median = statistics.median
+        print(f"CPU per step (median): (a) {median(self.engine):.2f} ms; (b) {median(self.client):.2f} ms in the "
+              f"service calls + {median(self.database_cpu):.2f} ms in PostgreSQL's backends")
+        print("CPU per step (b)/(a), per round: " + ", ".join(f"{r:.2f}" for r in ratios)
+              + f"; median {median(ratios):.2f}; PostgreSQL's part alone against (a): "
+              + f"{median(d / e for d, e in zip(self.database_cpu, self.engine, strict=True)):.2f}")
 
 
 def main() -> None:
@@ -312,7 +347,7 @@ def main() -> None:
     pure, ours = PureEngine(THREE_APPROVALS.read_bytes()), ServerEngine(compiled[0].spec_json)
     pure_sizes, ours_sizes = pure.run_instance(), ours.run_instance()
     logs = scratch_dir()
-    with private_database("bench_floor") as (url, _name):
+    with private_database("bench_floor") as (url, name):
         seed(url)
         layer = ServiceLayer(url)
         pool = layer.context.engine
@@ -327,16 +362,18 @@ def main() -> None:
             if server is not None:
                 results["c"] = []
             cpu: dict[str, list[float]] = {k: [] for k in variants}
+            cost = Cost((url, name))
             statements = {}
             for key, variant in variants.items():
                 with variant():
                     statements[key] = layer.statements_per_instance()
             for round_number in range(args.rounds):
-                results["a"].append(time_engine(pure, args.instances))
+                results["a"].append(time_engine(pure, args.instances, cost.engine))
                 results["a2"].append(time_engine(ours, args.instances))
                 for key, variant in variants.items():
                     with variant():
-                        results[key].append(time_service(layer, args.instances, cpu[key]))
+                        results[key].append(time_service(layer, args.instances, cpu[key],
+                                                         cost if key == "b" else None))
                 if server is not None:
                     load = generate_load([server.port], args.http_clients, args.http_seconds)
                     if load.errors:
@@ -361,6 +398,7 @@ def main() -> None:
                     ratios = [a / other for a, other in zip(results["a"], results[key], strict=True)]
                     print(f"time per step ({key})/(a), per round: " + ", ".join(f"{r:.2f}" for r in ratios)
                           + f"; median {statistics.median(ratios):.2f}")
+            cost.report()
         finally:
             if server is not None:
                 server.stop()

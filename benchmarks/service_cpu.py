@@ -23,31 +23,15 @@ this machine). Alternates two modes in each round, "shipped" (the code as it is)
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from contextlib import contextmanager
 
-import psycopg
-from _common import _admin_conninfo, private_database, seed
+from _common import backend_cpu_seconds, private_database, seed
 from engine_vs_server import STEPS_PER_INSTANCE, ServiceLayer
 from sqlalchemy import text
 
 from bpm.adapters import unit_of_work
-
-
-def backend_cpu_seconds(url: str, database: str) -> float:
-    with psycopg.connect(_admin_conninfo(url), autocommit=True) as connection:
-        pids = [row[0] for row in connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

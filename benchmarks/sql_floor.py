@@ -35,9 +35,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import psycopg
-from _common import THREE_APPROVALS, driver_statements, libpq_url, private_database, seed
+from _common import THREE_APPROVALS, backend_cpu_seconds, driver_statements, libpq_url, private_database, seed
 from engine_vs_server import LOOKUP, STEPS_PER_INSTANCE, PureEngine, ServerEngine, ServiceLayer
-from service_cpu import backend_cpu_seconds
 from sqlalchemy import text
 
 FRESH = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$")

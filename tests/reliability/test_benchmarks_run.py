@@ -53,6 +53,14 @@ def test_engine_vs_server_reports_every_path_the_statements_and_the_state_row(se
     assert statements and WRITES_PER_INSTANCE <= int(statements.group(1)) <= STATEMENTS_PER_INSTANCE, output[-1500:]
     state = re.search(r"process_instances.state_json: average (\d+), max (\d+)", output)
     assert state and 0 < int(state.group(2)) <= STATE_ROW_LIMIT
+    cpu = re.search(r"CPU per step \(median\): \(a\) ([\d.]+) ms; \(b\) ([\d.]+) ms in the service calls "
+                    r"\+ ([\d.]+) ms in PostgreSQL's backends", output)
+    # The backends' CPU is read in clock ticks (10 ms): a run this short may see none of it.
+    assert cpu and float(cpu.group(1)) > 0 and float(cpu.group(2)) > 0 and float(cpu.group(3)) >= 0, output[-1500:]
+    ratio = re.search(r"CPU per step \(b\)/\(a\), per round: [\d.]+; median ([\d.]+)", output)
+    # The service's CPU per step includes the engine's own work, so it cannot cost less than half the pure engine
+    # (whose JSON carries the spec) unless the measurement lost a side.
+    assert ratio and float(ratio.group(1)) > 0.5, output[-1500:]
 
 
 def test_throughput_runs_one_server_and_the_scale_out_without_errors(services):
