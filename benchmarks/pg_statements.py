@@ -17,6 +17,12 @@ instance:
   is what PostgreSQL spends around the statements (protocol messages, transaction start and end, commits);
 - the floor of one round trip: `SELECT 1` (prepared) in a loop on one connection, the CPU it costs the client
   and the backend, and that floor times the round trips per instance (statements plus BEGIN and COMMIT).
+Each statement's row also gives the WAL records and bytes it wrote per call.
+
+With `--serial N`, N instances run one after the other through the service layer instead (row (b) of
+benchmarks/engine_vs_server.py: no HTTP server, one client): with no other work on the machine's cores, a
+statement's time inside the server is close to the CPU it costs. The benchmark's own next-task lookups are left
+out of the statements (the backends' CPU includes them).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import time
 
 import psycopg
 from _common import _admin_conninfo, cpu_seconds, generate_load, private_database, scratch_dir, seed, start_api
+from engine_vs_server import LOOKUP, ServiceLayer
 from sqlalchemy.engine import make_url
 
 from api.cli import web_workers
@@ -54,10 +61,14 @@ def backends_cpu(connection: psycopg.Connection) -> dict[int, float]:
 
 
 def statement_rows(connection: psycopg.Connection) -> list[tuple]:
-    return connection.execute(
-        "SELECT calls, total_exec_time + total_plan_time, query FROM pg_stat_statements"
+    """(calls, execution + planning ms, WAL records, WAL bytes, query) per statement, the costliest first; the
+    benchmark's own statements left out."""
+    rows = connection.execute(
+        "SELECT calls, total_exec_time + total_plan_time, wal_records, wal_bytes, query FROM pg_stat_statements"
         " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        " AND query NOT LIKE '%pg_stat_statements%' ORDER BY 2 DESC").fetchall()
+        " AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_stat_activity%'"
+        " ORDER BY 2 DESC").fetchall()
+    return [row for row in rows if not row[-1].startswith(LOOKUP)]
 
 
 def round_trip_floor(connection: psycopg.Connection) -> tuple[float, float]:
@@ -86,9 +97,11 @@ def report(rows: list[tuple], instances: int, backend_cpu: float, floor: tuple[f
     print(f"  round-trip floor (SELECT 1): client {client_us:.0f} us, backend {backend_us:.0f} us -> "
           f"x {round_trips:.1f} = client {client_us * round_trips / 1000:.2f} ms, "
           f"backend {backend_us * round_trips / 1000:.2f} ms")
-    print(f"\n{'ms/instance':>11} {'calls/inst':>10} {'mean us':>8}  statement")
-    for calls, total, query in rows[:top]:
-        print(f"{total / instances:11.3f} {calls / instances:10.1f} {total * 1000 / calls:8.0f}  {shortened(query)}")
+    print(f"\n{'ms/instance':>11} {'calls/inst':>10} {'mean us':>8} {'WAL rec':>7} {'WAL B':>6}  "
+          "statement (WAL records and bytes per call)")
+    for calls, total, wal_records, wal_bytes, query in rows[:top]:
+        print(f"{total / instances:11.3f} {calls / instances:10.1f} {total * 1000 / calls:8.0f} "
+              f"{wal_records / calls:7.1f} {int(wal_bytes) / calls:6.0f}  {shortened(query)}")
 
 
 def main() -> None:
@@ -96,6 +109,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--serial", type=int, default=0, metavar="N",
+                        help="run N instances through the service layer, one client, instead of HTTP load")
     args = parser.parse_args()
     with private_database("bench_pg_statements") as (url, _name):
         if not preloaded(url):
@@ -103,20 +118,47 @@ def main() -> None:
         seed(url)
         with connect(url) as connection:
             connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            api = start_api(url, web_workers(), scratch_dir())
-            try:
-                generate_load([api.port], args.clients, 3.0)  # warm-up: every worker's connections and statements
-                before = backends_cpu(connection)
-                connection.execute("SELECT pg_stat_statements_reset()")
-                result = generate_load([api.port], args.clients, args.seconds)
-                backend_cpu = sum(seconds - before.get(pid, 0.0) for pid, seconds in backends_cpu(connection).items())
-                rows = statement_rows(connection)
-            finally:
-                api.stop()
+            run = run_serially if args.serial else run_over_http
+            completed, backend_cpu, rows = run(url, connection, args)
             floor = round_trip_floor(connection)
-        print(f"{args.clients} clients, {result.completed / result.seconds:.1f} instances/s, "
-              f"{len(result.errors)} errors")
-        report(rows, result.completed, backend_cpu, floor, args.top)
+        report(rows, completed, backend_cpu, floor, args.top)
+
+
+def run_over_http(url: str, connection: psycopg.Connection, args) -> tuple[int, float, list[tuple]]:
+    """(instances completed, the backends' CPU seconds, statement rows) of `--seconds` of load over HTTP."""
+    api = start_api(url, web_workers(), scratch_dir())
+    try:
+        generate_load([api.port], args.clients, 3.0)  # warm-up: every worker's connections and statements
+        before = backends_cpu(connection)
+        connection.execute("SELECT pg_stat_statements_reset()")
+        result = generate_load([api.port], args.clients, args.seconds)
+        backend_cpu = sum(seconds - before.get(pid, 0.0) for pid, seconds in backends_cpu(connection).items())
+        rows = statement_rows(connection)
+    finally:
+        api.stop()
+    print(f"{args.clients} clients, {result.completed / result.seconds:.1f} instances/s, "
+          f"{len(result.errors)} errors")
+    return result.completed, backend_cpu, rows
+
+
+def run_serially(url: str, connection: psycopg.Connection, args) -> tuple[int, float, list[tuple]]:
+    """The same for `--serial` instances through the service layer, one after the other."""
+    layer = ServiceLayer(url)
+    try:
+        for _ in range(30):  # warm-up: the connection's prepared statements, the spec cache
+            layer.run_instance()
+        before = backends_cpu(connection)
+        connection.execute("SELECT pg_stat_statements_reset()")
+        began = time.perf_counter()
+        for _ in range(args.serial):
+            layer.run_instance()
+        seconds = time.perf_counter() - began
+        backend_cpu = sum(used - before.get(pid, 0.0) for pid, used in backends_cpu(connection).items())
+        rows = statement_rows(connection)
+    finally:
+        layer.context.engine.dispose()
+    print(f"service layer, one client: {args.serial} instances in {seconds:.1f} s (the next-task lookups included)")
+    return args.serial, backend_cpu, rows
 
 
 if __name__ == "__main__":
