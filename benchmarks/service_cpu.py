@@ -16,6 +16,9 @@ this machine). Alternates two modes in each round, "shipped" (the code as it is)
   .session_factory);
 - "orm-loads": the completion's load, the start's definition and the projection's existing rows read through
   `Session.execute` and the ORM's loading, as before bpm.adapters.loaded_rows (the same SQL);
+- "fresh-connections": each writing unit of work's session takes a new connection from the engine and closes it at
+  the end, as before the nineteenth round, instead of taking the one the previous unit of work kept
+  (bpm.adapters.kept_connections);
 - "trail-apart" (with `--decide approve`): an approve reads the instance's approval records with a query of its
   own after its load, a round trip more, as before the seventeenth round (bpm.services.approvals.decide).
 """
@@ -59,6 +62,23 @@ def eager_begin(layer: ServiceLayer):
 
     saved = layer.context.sessions
     layer.context.sessions = sessionmaker(bind=layer.context.engine, expire_on_commit=False, autoflush=False)
+    try:
+        yield
+    finally:
+        layer.context.sessions = saved
+
+
+@contextmanager
+def fresh_connections(layer: ServiceLayer):
+    """The code before kept connections: the writing sessions bound to the engine (lazy BEGIN, autocommit driver),
+    each taking its connection from the pool and giving it back."""
+    from sqlalchemy.orm import sessionmaker
+
+    from bpm.adapters.db import LAZY_BEGIN
+
+    saved = layer.context.sessions
+    engine = layer.context.engine.execution_options(isolation_level="AUTOCOMMIT", **{LAZY_BEGIN: True})
+    layer.context.sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
     try:
         yield
     finally:
@@ -141,7 +161,7 @@ def trail_apart(_layer: ServiceLayer):
 
 
 BEFORE = {"rollback-reads": rollback_reads, "eager-begin": eager_begin, "orm-loads": orm_loads,
-          "trail-apart": trail_apart}
+          "trail-apart": trail_apart, "fresh-connections": fresh_connections}
 
 
 def measure(layer: ServiceLayer, url: str, database: str, instances: int) -> tuple[float, float, float]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm.util import identity_key
 
 from bpm.adapters.db import BEGIN_PENDING, COMMITTED, LAZY_BEGIN, POOLED_READS, READ_ONLY, WROTE, begin_if_pending
 from bpm.adapters.hot_rows import QUEUED, Writes, insert_rows, queue_appended, queue_hot_rows, take_queued
+from bpm.adapters.kept_connections import WritingSessions
 from bpm.clock import Clock, SystemClock
 from bpm.domain.errors import ConcurrencyConflict
 
@@ -49,7 +50,12 @@ class UnitOfWork:
                 _end_read_only(self.session)
             # close() rolls back whatever was not committed and detaches objects without expiring them,
             # so callers can still read what a service returned.
-            self.session.close()
+            try:
+                self.session.close()
+            finally:
+                release = getattr(self.session_factory, "release", None)
+                if release is not None:
+                    release(self.session)  # its connection, kept for the next unit of work (kept_connections)
             self.session = None
             self._added = {}
             _current.reset(self._token)
@@ -245,15 +251,16 @@ def current() -> UnitOfWork | None:
     return _current.get()
 
 
-def session_factory(engine: Engine) -> sessionmaker:
+def session_factory(engine: Engine) -> sessionmaker | WritingSessions:
     """Sessions for units of work that write. On PostgreSQL their transaction is begun lazily: the driver runs in
     autocommit until the first statement that writes or takes a lock, and BEGIN is sent just before it
     (`_note_writes`), or in the same round trip as the command's writes when those are the first
     (bpm.adapters.hot_rows): a command whose writes all go there sends BEGIN, its writes and COMMIT together. The
     reads before the first write see what every statement sees under READ COMMITTED, the latest committed data
-    when it starts, in a transaction or not; a SELECT that locks rows begins the transaction first."""
+    when it starts, in a transaction or not; a SELECT that locks rows begins the transaction first. There, too,
+    a session's connection is kept for the next unit of work (bpm.adapters.kept_connections)."""
     if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT", **{LAZY_BEGIN: True})
+        return WritingSessions(engine, isolation_level="AUTOCOMMIT", **{LAZY_BEGIN: True})
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 

@@ -124,7 +124,8 @@ def _one_connection(uow_factory: UowFactory):
     """A factory of units of work whose sessions all use one connection (each still its own transaction)."""
     probe = uow_factory()
     maker = getattr(probe, "session_factory", None)
-    bind = getattr(maker, "kw", {}).get("bind") if maker is not None else None
+    # a sessionmaker's engine, or that of bpm.adapters.kept_connections.WritingSessions
+    bind = getattr(maker, "engine", None) or (getattr(maker, "kw", {}).get("bind") if maker is not None else None)
     if not isinstance(bind, Engine):
         yield uow_factory, None
         return

@@ -468,21 +468,27 @@ def test_an_approve_reads_the_approval_trail_in_its_loads_round_trip(client, use
 
 
 def _frontend_messages(context, tmp_path, command) -> list[tuple[str, ...]]:
-    """The messages the client sent to PostgreSQL while `command` ran, from libpq's trace of each connection taken
-    from the pool: (type, what follows on its first line)."""
+    """The messages the client sent to PostgreSQL while `command` ran, from libpq's trace of each connection that
+    began a transaction (a command's session begins one on its connection, kept or taken from the pool, before its
+    first statement): (type, what follows on its first line)."""
     from psycopg import pq
 
-    trace_path = tmp_path / "libpq.trace"
+    trace_path, traced = tmp_path / "libpq.trace", []
     with trace_path.open("w") as trace:
-        def trace_connection(dbapi_connection, _record, _proxy):
-            dbapi_connection.pgconn.trace(trace.fileno())
-            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        def trace_connection(connection):
+            pgconn = connection.connection.dbapi_connection.pgconn
+            if pgconn not in traced:
+                pgconn.trace(trace.fileno())
+                pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+                traced.append(pgconn)
 
-        event.listen(context.engine, "checkout", trace_connection)
+        event.listen(context.engine, "begin", trace_connection)
         try:
             command()
         finally:
-            event.remove(context.engine, "checkout", trace_connection)
+            event.remove(context.engine, "begin", trace_connection)
+            for pgconn in traced:
+                pgconn.untrace()
     return [tuple(line.split("\t")[2:4]) for line in trace_path.read_text().splitlines() if line.startswith("F\t")]
 
 
