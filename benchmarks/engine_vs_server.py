@@ -182,7 +182,9 @@ class ServiceLayer:
 class Baseline:
     """Switches service-layer optimisations off in-process, to measure the code as it was before them.
 
-    level "previous" (row b1): the latest rounds' service-layer changes off. The thirteenth round's: a new task's
+    level "previous" (row b1): the latest rounds' service-layer changes off. The nineteenth round's: each writing
+    unit of work takes a new connection from the pool and gives it back (`fresh_connection_sessions`), instead of
+    the one the previous unit of work kept. The thirteenth round's: a new task's
     in-app rows and outbox messages are written by a statement of their own, not with the command's other writes
     (that is, by the sixth round's two statements below). The eleventh round's: the command's
     instances, tasks, approval records, history rows and recipients statement go through SQLAlchemy (the ORM's
@@ -198,12 +200,13 @@ class Baseline:
     handler) stay on in every row, as does the engine.
     """
 
-    def __init__(self, level: str = "original", engine=None):
+    def __init__(self, level: str = "original", layer: ServiceLayer | None = None):
         from bpm.adapters import unit_of_work
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
-        self.level, self.engine = level, engine
+        self.level, self.layer = level, layer
+        self.engine = layer.context.engine if layer is not None else None
         self.saved_driver = (unit_of_work.queue_hot_rows, unit_of_work.insert_rows)
         self.saved = (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
                       tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
@@ -224,7 +227,9 @@ class Baseline:
         projection.known_existing = lambda row, open_task_id: None
         notifications.notify_named = lambda uow, reason, facts, users, groups: notifications.notify(
             uow, reason, facts, notifications.resolve_recipients(uow, users, groups))
-        if self.engine is not None:
+        if self.layer is not None:
+            self.saved_sessions = self.layer.context.sessions
+            self.layer.context.sessions = fresh_connection_sessions(self.engine)
             event.listen(self.engine, "checkout", self._ping)
         if self.level == "original":
             UnitOfWork.append_row = lambda uow, _table, values: uow.session.add(HistoryEntry(**values))
@@ -246,12 +251,24 @@ class Baseline:
         from bpm.adapters.unit_of_work import UnitOfWork
         from bpm.services import notifications, projection, tasks, webhooks
 
-        if self.engine is not None:
+        if self.layer is not None:
             event.remove(self.engine, "checkout", self._ping)
+            self.layer.context.sessions = self.saved_sessions
         unit_of_work.queue_hot_rows, unit_of_work.insert_rows = self.saved_driver
         (projection._null_unset_columns, projection._keep_in_session, webhooks._active_subscriptions,
          tasks.load_for_completion, projection._existing_rows, UnitOfWork.append_row,
          webhooks.note_any_active, notifications.notify_named, projection.known_existing) = self.saved
+
+
+def fresh_connection_sessions(engine):
+    """The writing sessions before the nineteenth round: bound to the engine (lazy BEGIN, autocommit driver), each
+    taking a new connection from the pool and giving it back at its end, none kept (bpm.adapters.kept_connections)."""
+    from sqlalchemy.orm import sessionmaker
+
+    from bpm.adapters.db import LAZY_BEGIN
+
+    options = {"isolation_level": "AUTOCOMMIT", LAZY_BEGIN: True}
+    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False, autoflush=False)
 
 
 def _load_one_by_one(uow, task_id: str):
@@ -352,8 +369,7 @@ def main() -> None:
     with private_database("bench_floor") as (url, name):
         seed(url)
         layer = ServiceLayer(url)
-        pool = layer.context.engine
-        variants = {"b0": lambda: Baseline("original", pool), "b1": lambda: Baseline("previous", pool),
+        variants = {"b0": lambda: Baseline("original", layer), "b1": lambda: Baseline("previous", layer),
                     "b": contextlib.nullcontext}
         layer.run_instance()  # warm the spec cache and the connection pool
         server = start_api(url, args.api_workers, logs) if args.http_seconds > 0 else None

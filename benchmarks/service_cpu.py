@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager
 
 from _common import backend_cpu_seconds, private_database, seed
-from engine_vs_server import STEPS_PER_INSTANCE, ServiceLayer
+from engine_vs_server import STEPS_PER_INSTANCE, ServiceLayer, fresh_connection_sessions
 from sqlalchemy import text
 
 from bpm.adapters import unit_of_work
@@ -70,15 +70,9 @@ def eager_begin(layer: ServiceLayer):
 
 @contextmanager
 def fresh_connections(layer: ServiceLayer):
-    """The code before kept connections: the writing sessions bound to the engine (lazy BEGIN, autocommit driver),
-    each taking its connection from the pool and giving it back."""
-    from sqlalchemy.orm import sessionmaker
-
-    from bpm.adapters.db import LAZY_BEGIN
-
+    """The code before kept connections: each writing unit of work takes a new connection from the pool."""
     saved = layer.context.sessions
-    engine = layer.context.engine.execution_options(isolation_level="AUTOCOMMIT", **{LAZY_BEGIN: True})
-    layer.context.sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    layer.context.sessions = fresh_connection_sessions(layer.context.engine)
     try:
         yield
     finally:
