@@ -17,8 +17,11 @@ Each round measures, one after the other (so machine noise hits all of them alik
        4 client threads in a separate process; each client finds its next task through the approver's inbox
        (GET /tasks?business_key=...), so (c) includes 2 inbox reads per instance.
 Reports steps/s (median of the rounds) and the cost ratios time-per-step (b)/(a) and (c)/(a), of the medians and
-as the median of each round's own ratio (steadier when the machine's speed drifts during the run); plus the
-stored instance row size after each step. Creates and drops its own database; stops the server it started.
+as the median of each round's own ratio (steadier when the machine's speed drifts during the run); the CPU per
+step of (a) and of (b) (this process's inside the service calls plus PostgreSQL's backends', read from /proc, so
+PostgreSQL must run on this machine) and their ratio round by round: what a step costs the cores, without the
+waits that wall time counts; plus the stored instance row size after each step. Creates and drops its own
+database; stops the server it started.
 """
 
 from __future__ import annotations
