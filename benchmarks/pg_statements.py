@@ -129,11 +129,7 @@ def run_over_http(url: str, connection: psycopg.Connection, args) -> tuple[int, 
     api = start_api(url, web_workers(), scratch_dir())
     try:
         generate_load([api.port], args.clients, 3.0)  # warm-up: every worker's connections and statements
-        before = backends_cpu(connection)
-        connection.execute("SELECT pg_stat_statements_reset()")
-        result = generate_load([api.port], args.clients, args.seconds)
-        backend_cpu = sum(seconds - before.get(pid, 0.0) for pid, seconds in backends_cpu(connection).items())
-        rows = statement_rows(connection)
+        result, backend_cpu, rows = measured(connection, lambda: generate_load([api.port], args.clients, args.seconds))
     finally:
         api.stop()
     print(f"{args.clients} clients, {result.completed / result.seconds:.1f} instances/s, "
@@ -144,21 +140,31 @@ def run_over_http(url: str, connection: psycopg.Connection, args) -> tuple[int, 
 def run_serially(url: str, connection: psycopg.Connection, args) -> tuple[int, float, list[tuple]]:
     """The same for `--serial` instances through the service layer, one after the other."""
     layer = ServiceLayer(url)
-    try:
-        for _ in range(30):  # warm-up: the connection's prepared statements, the spec cache
-            layer.run_instance()
-        before = backends_cpu(connection)
-        connection.execute("SELECT pg_stat_statements_reset()")
+
+    def instances() -> float:
         began = time.perf_counter()
         for _ in range(args.serial):
             layer.run_instance()
-        seconds = time.perf_counter() - began
-        backend_cpu = sum(used - before.get(pid, 0.0) for pid, used in backends_cpu(connection).items())
-        rows = statement_rows(connection)
+        return time.perf_counter() - began
+
+    try:
+        for _ in range(30):  # warm-up: the connection's prepared statements, the spec cache
+            layer.run_instance()
+        seconds, backend_cpu, rows = measured(connection, instances)
     finally:
         layer.context.engine.dispose()
     print(f"service layer, one client: {args.serial} instances in {seconds:.1f} s (the next-task lookups included)")
     return args.serial, backend_cpu, rows
+
+
+def measured(connection: psycopg.Connection, run):
+    """(what `run()` returns, the CPU seconds the backends used meanwhile, the statement rows of its run), the
+    statistics reset just before it."""
+    before = backends_cpu(connection)
+    connection.execute("SELECT pg_stat_statements_reset()")
+    result = run()
+    backend_cpu = sum(used - before.get(pid, 0.0) for pid, used in backends_cpu(connection).items())
+    return result, backend_cpu, statement_rows(connection)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,11 @@ class KeptConnections:
                 return
         connection.close()
 
+    def waiting(self) -> list[Connection]:
+        """The connections kept now, the next one to be taken last."""
+        with self._lock:
+            return [connection for connection, *_ in self._idle]
+
     def _pop(self) -> tuple[Connection, float, int] | None:
         if os.getpid() != self._pid:  # a forked child: the parent's connections are not its own to use or close
             with self._lock:

@@ -39,7 +39,7 @@ def checkouts(context):
 
 
 def kept(context) -> list:
-    return [connection for connection, *_ in context.sessions.connections._idle]
+    return context.sessions.connections.waiting()
 
 
 def kill_backend(context, pid: int) -> None:
