@@ -49,9 +49,10 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import text
 
 from bpm import engine
+from bpm.adapters.db import pooled_reads_engine
 from bpm.config import Settings
 
 STEPS_PER_INSTANCE = 4
@@ -124,8 +125,8 @@ class ServiceLayer:
 
         self.decision = decision
         self.context = ServerContext.build(Settings(database_url=url, broker_url=BROKER_URL))
-        self.lookups = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
-        event.listen(self.context.engine, "engine_disposed", lambda _engine: self.lookups.dispose())
+        # the project's own autocommit pool beside an engine, disposed with it
+        self.lookups = pooled_reads_engine(self.context.engine, url)
         self.actors = {name: identity.authenticate(token_of(name), self.context.uow())
                        for name in ("ivan", "alice", "bob", "carol")}
 
