@@ -315,7 +315,110 @@ def scratch_dir() -> Path:
 
 
 class Client:
-    """One keep-alive connection per thread; JSON in, JSON out."""
+    """One keep-alive HTTP/1.1 connection per thread, JSON in, JSON out, read and written on the socket directly.
+
+    The load generator shares the machine's two cores with the server and PostgreSQL, so its own CPU per call
+    takes cores from the server. http.client (`StdlibClient`) parses each response's headers with the email
+    package; this client reads the status line, Content-Length (or a chunked body) and Connection, which is all
+    the calls here need. BENCHMARKS.md, "Throughput under concurrency", twentieth round, pairs the two."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.socket: socket.socket | None = None
+        self.buffer = b""
+
+    def call(self, method: str, path: str, user: str, body=None):
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Authorization: Bearer {token_of(user)}\r\nContent-Length: {len(payload)}\r\n"
+                + ("" if body is None else "Content-Type: application/json\r\n") + "\r\n").encode()
+        for attempt in range(2):  # a connection the server closed while idle is opened again once, as http.client does
+            try:
+                if self.socket is None:
+                    self._connect()
+                self.socket.sendall(head + payload)
+                status, data, keep_alive = self._response()
+                if not keep_alive:
+                    self._close()
+                return status, (json.loads(data) if data else None)
+            except (OSError, ValueError):
+                self._close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._close()
+
+    def _connect(self) -> None:
+        self.socket = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+        self.socket, self.buffer = None, b""
+
+    def _response(self) -> tuple[int, bytes, bool]:
+        """(status, body, whether the connection stays open) of the next response."""
+        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
+            self._receive()
+        lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        self.buffer = self.buffer[end + 4:]
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        keep_alive = headers.get("connection") != "close"
+        if headers.get("transfer-encoding") == "chunked":
+            return status, self._chunked(), keep_alive
+        if "content-length" in headers:
+            return status, self._take(int(headers["content-length"])), keep_alive
+        if status in (204, 304) or 100 <= status < 200:
+            return status, b"", keep_alive
+        while self._receive(eof_ok=True):  # no length: the body ends with the connection
+            pass
+        data, self.buffer = self.buffer, b""
+        return status, data, False
+
+    def _chunked(self) -> bytes:
+        parts = []
+        while True:
+            while (end := self.buffer.find(b"\r\n")) < 0:
+                self._receive()
+            size = int(self.buffer[:end].split(b";")[0], 16)
+            self.buffer = self.buffer[end + 2:]
+            if size == 0:
+                while (end := self.buffer.find(b"\r\n")) != 0:  # trailers, up to the empty line
+                    if end < 0:
+                        self._receive()
+                    else:
+                        self.buffer = self.buffer[end + 2:]
+                self.buffer = self.buffer[2:]
+                return b"".join(parts)
+            parts.append(self._take(size))
+            self._take(2)
+
+    def _take(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._receive()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def _receive(self, eof_ok: bool = False) -> bool:
+        chunk = self.socket.recv(65536)
+        if not chunk:
+            if eof_ok:
+                return False
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+        return True
+
+
+class StdlibClient:
+    """The load generator's client before the twentieth round: http.client, one keep-alive connection per
+    thread. Kept to pair the two (benchmarks/ab_http.py --baseline-client stdlib)."""
 
     def __init__(self, port: int):
         self.port = port
@@ -339,6 +442,12 @@ class Client:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+CLIENTS = {"lean": Client, "stdlib": StdlibClient}  # the load generator's HTTP clients, by name
 
 
 API = "/api/v1"
@@ -384,7 +493,8 @@ def run_instance(client: Client, key: str, samples: list, errors: list, decision
     return True
 
 
-def _load_process(ports: list[int], threads: int, duration: float, key: str, decision: str, out) -> None:
+def _load_process(ports: list[int], threads: int, duration: float, key: str, decision: str, client: str,
+                  out) -> None:
     out.send("ready")
     start_at = out.recv()  # every client process starts at the same moment, once all have imported
     cpu_before = time.process_time()
@@ -394,17 +504,18 @@ def _load_process(ports: list[int], threads: int, duration: float, key: str, dec
     lock = threading.Lock()
 
     def worker(index: int):
-        client = Client(ports[index % len(ports)])
+        http_client = CLIENTS[client](ports[index % len(ports)])
         local_samples, local_errors, done = [], [], 0
         while time.time() < start_at:
             time.sleep(0.005)
         end = start_at + duration
         while time.time() < end:
             try:
-                if run_instance(client, key, local_samples, local_errors, decision):
+                if run_instance(http_client, key, local_samples, local_errors, decision):
                     done += 1
             except Exception as error:  # noqa: BLE001 - a load generator counts failures, it does not stop
                 local_errors.append(repr(error))
+        http_client.close()
         with lock:
             samples.extend(local_samples)
             errors.extend(local_errors)
@@ -446,16 +557,16 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def generate_load(ports: list[int], clients: int, duration: float, key: str = "three_approvals",
-                  processes: int | None = None, decision: str = "complete") -> LoadResult:
+                  processes: int | None = None, decision: str = "complete", client: str = "lean") -> LoadResult:
     """`clients` concurrent clients (threads spread over client processes), round-robin over `ports`; each
-    approver decides a task with `decision` (see DECISIONS)."""
+    approver decides a task with `decision` (see DECISIONS); `client` names the HTTP client (see CLIENTS)."""
     processes = processes or (1 if clients < 4 else 2)
     context = multiprocessing.get_context("spawn")
     pipes, children = [], []
     for index in range(processes):
         threads = clients // processes + (1 if index < clients % processes else 0)
         receive, send = context.Pipe()
-        child = context.Process(target=_load_process, args=(ports, threads, duration, key, decision, send))
+        child = context.Process(target=_load_process, args=(ports, threads, duration, key, decision, client, send))
         child.start()
         pipes.append(receive)
         children.append(child)
