@@ -126,3 +126,15 @@ def test_api_cpu_pairs_the_shipped_api_with_each_change_undone(services, against
         line = re.search(rf"{label} \(median of 1 rounds of 2 instances\): shipped ([\d.]+) {unit}, "
                          rf"{against} ([\d.]+) {unit}; shipped / {against}", output)
         assert line and float(line.group(1)) > 0 and float(line.group(2)) > 0, output[-1500:]
+
+
+def test_ab_http_pairs_the_lean_load_generator_with_http_client_on_the_same_code(services):
+    output = run_benchmark("ab_http.py", "--baseline", ".", "--baseline-client", "stdlib", "--slices", "1",
+                           "--seconds", "1", "--clients", "2")
+    assert "load generator's client: old stdlib, new lean" in output, output[-1500:]
+    assert " errors, e.g. " not in output, output[-1500:]  # what a slice with failed calls prints
+    for side in ("old", "new"):
+        [row] = table_rows(output, side)
+        rate, cpu = float(row[1]), [float(value) for value in row[2].split(" / ")]
+        assert rate > 0 and all(value > 0 for value in cpu), f"{side}: {row}"
+    assert re.search(r"new/old client CPU per instance: median of slice pairs [\d.]+", output), output[-1500:]
