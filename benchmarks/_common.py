@@ -332,20 +332,20 @@ class Client:
         head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
                 f"Authorization: Bearer {token_of(user)}\r\nContent-Length: {len(payload)}\r\n"
                 + ("" if body is None else "Content-Type: application/json\r\n") + "\r\n").encode()
-        for attempt in range(2):  # a connection the server closed while idle is opened again once, as http.client does
+        for attempt in range(2):  # a connection the server closed while idle is opened again once, as StdlibClient's
             try:
                 if self.socket is None:
                     self._connect()
                 self.socket.sendall(head + payload)
                 status, data, keep_alive = self._response()
-                if not keep_alive:
-                    self._close()
-                return status, (json.loads(data) if data else None)
-            except (OSError, ValueError):
+                break
+            except OSError:
                 self._close()
                 if attempt:
                     raise
-        raise AssertionError("unreachable")
+        if not keep_alive:
+            self._close()
+        return status, (json.loads(data) if data else None)
 
     def close(self) -> None:
         self._close()
@@ -370,7 +370,8 @@ class Client:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip().lower()
-        keep_alive = headers.get("connection") != "close"
+        keep_alive = (headers.get("connection") == "keep-alive" if lines[0].startswith("HTTP/1.0")
+                      else headers.get("connection") != "close")
         if headers.get("transfer-encoding") == "chunked":
             return status, self._chunked(), keep_alive
         if "content-length" in headers:

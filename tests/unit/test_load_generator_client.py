@@ -149,6 +149,25 @@ def test_a_body_without_length_ends_with_the_connection(scripted, client):
     assert server.connections == 2
 
 
+def test_an_http_1_0_response_closes_the_connection_unless_it_keeps_it_alive(scripted, client):
+    server = scripted((b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n1", True),
+                      (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n2", False),
+                      (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3", False))
+    http = client(server)
+    assert http.call("GET", "/a", "bob") == (200, 1)
+    assert http.socket is None
+    assert http.call("GET", "/b", "bob") == (200, 2)
+    assert http.call("GET", "/c", "bob") == (200, 3)
+    assert server.connections == 2
+
+
+def test_a_body_that_is_not_json_fails_the_call_without_sending_it_again(scripted, client):
+    server = scripted((b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\n\r\nBad Gateway", False))
+    with pytest.raises(ValueError):
+        client(server).call("POST", "/a", "bob", {"amount": 1})
+    assert len(server.requests) == 1  # a POST is not repeated for a response it could not read as JSON
+
+
 def test_a_connection_the_server_closed_while_idle_is_opened_again_once(scripted, client):
     server = scripted((b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1", True),  # closes without saying so
                       (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2", False))
