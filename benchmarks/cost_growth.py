@@ -1,7 +1,7 @@
 """Cost growth: does a step cost more when the instance has already completed many steps?
 
     .venv/bin/python benchmarks/cost_growth.py [--lengths 5,50,500] [--loop 500] [--parallel-loop 250]
-                                               [--inclusive-loop 250] [--parallel 100]
+                                               [--inclusive-loop 250] [--parallel 100] [--long-loop N]
 
 Generates (into a scratch directory) sequential chains of 5, 50 and 500 user tasks (SpiffWorkflow's parser
 recurses once per element of a chain: bpm.engine compiles, and runs the steps of large processes, on a thread
@@ -17,6 +17,11 @@ deploys them, and for one instance of each measures every completion:
 Reports per-step time at the start (first 10 % of the steps, at least the first 3) and at the end (last
 10 %), their ratio, the instance row size (state_json bytes) at the end and the largest on the way, and the
 instance's archive rows (finished tasks that left the state). Flat cost = ratio close to 1.
+With --long-loop N, it then moves one instance of an N-step loop through the engine alone (as shipped, no
+baseline instance beside it: the baseline's tree grows to hundreds of thousands of objects, and the garbage
+collector's passes over them land in the other instance's steps too) and one through the service, and prints the
+median per-step time of each tenth of the run: a cost that grows with the completed steps rises from tenth to
+tenth, a flat one does not.
 Creates and drops its own database.
 """
 
@@ -286,6 +291,26 @@ class Service:
         return times, sizes
 
 
+def by_tenths(key: str, path: Path, total: int, service: Service) -> None:
+    """The long loop's per-step time by tenths of its run: the engine alone (CPU), then the service (wall)."""
+    _xml, compiled = engine.compile_bpmn(path.read_bytes())
+    alone = EngineRun(engine.ProcessRuntime(compiled[0].spec_json), total, baseline=False)
+    while alone.snap.open_tasks:
+        alone.step()
+    service_times, sizes = service.run(key, total)
+    print(f"\n{key}, median ms per step in each tenth of the run (no baseline instance beside it):")
+    for label, times in (("engine alone, CPU", alone.times), ("service, wall", service_times)):
+        print(f"  {label}: " + ", ".join(f"{median:.2f}" for median in tenths(times)))
+    print(f"  state_json bytes at the end of each tenth: {', '.join(str(size) for size in tenths(sizes, last=True))}")
+
+
+def tenths(values: list, last: bool = False) -> list:
+    """The median of each tenth of `values` in ms (or, with `last`, each tenth's last value as it is)."""
+    size = max(1, len(values) // 10)
+    chunks = [values[start:start + size] for start in range(0, len(values), size)][:10]
+    return [chunk[-1] for chunk in chunks] if last else [statistics.median(chunk) * 1000 for chunk in chunks]
+
+
 def start_end(times: list[float]) -> tuple[float, float]:
     window = max(3, len(times) // 10)
     return (statistics.median(times[:window]) * 1000, statistics.median(times[-window:]) * 1000)
@@ -298,6 +323,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=100)
     parser.add_argument("--parallel-loop", type=int, default=250, help="passes of the loop through a parallel join")
     parser.add_argument("--inclusive-loop", type=int, default=250, help="passes of the loop through an inclusive join")
+    parser.add_argument("--long-loop", type=int, default=0,
+                        help="steps of a loop measured by tenths, engine alone and service (0: not run)")
     args = parser.parse_args()
     folder = scratch_dir()
     # the loops end once `n` (the number of steps completed) reaches `total`; a pass of the parallel loop is 2 steps
@@ -306,8 +333,9 @@ def main() -> None:
     processes = [sequential_bpmn(int(n)) for n in args.lengths.split(",")]
     processes += [loop_bpmn(args.loop), parallel_loop_bpmn(args.parallel_loop),
                   parallel_loop_bpmn(args.inclusive_loop, "inclusive"), parallel_bpmn(args.parallel)]
+    long_loop = loop_bpmn(args.long_loop) if args.long_loop else None
     files = []
-    for key, document in processes:
+    for key, document in processes + ([long_loop] if long_loop else []):
         path = Path(folder) / f"{key}.bpmn"
         path.write_bytes(document)
         files.append(path)
@@ -319,7 +347,7 @@ def main() -> None:
         seed(url, files)
         service = Service(url)
         try:
-            for (key, _document_bytes), path in zip(processes, files, strict=True):
+            for (key, _document_bytes), path in zip(processes, files[:len(processes)], strict=True):
                 total = totals.get(key, 0)
                 _xml, compiled = engine.compile_bpmn(path.read_bytes())
                 before, after = engine_steps(compiled[0].spec_json, total)
@@ -332,6 +360,8 @@ def main() -> None:
                       f"{e0:.2f} -> {e1:.2f} ({e1 / e0:.1f}x) | "
                       f"{s0:.1f} -> {s1:.1f} ({s1 / s0:.1f}x) | {sizes[-1]} ({max(sizes)}) | "
                       f"{(sizes[-1] - sizes[0]) / max(1, len(sizes) - 1):.0f} | {service.archive_rows} |", flush=True)
+            if long_loop:
+                by_tenths(long_loop[0], files[-1], args.long_loop, service)
         finally:
             service.context.engine.dispose()
 

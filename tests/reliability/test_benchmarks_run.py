@@ -77,11 +77,15 @@ def test_throughput_runs_one_server_and_the_scale_out_without_errors(services):
 
 def test_cost_growth_runs_every_process_shape_through_the_engine_and_the_service(services):
     output = run_benchmark("cost_growth.py", "--lengths", "5", "--loop", "3", "--parallel", "3",
-                           "--parallel-loop", "2", "--inclusive-loop", "2")
+                           "--parallel-loop", "2", "--inclusive-loop", "2", "--long-loop", "20")
     for process in ("sequential_5", "loop_3", "parallel_loop_2", "inclusive_loop_2", "parallel_3"):
         [row] = table_rows(output, process)
         engine_after, service = row[3], row[4]
         assert "failed" not in engine_after and "failed" not in service, f"{process}: {row}"
+    for label in ("engine alone, CPU", "service, wall"):  # the long loop, by tenths of its 20 steps
+        tenths = re.search(rf"  {label}: ([\d., ]+)\n", output)
+        assert tenths and len(tenths.group(1).split(", ")) == 10, output[-1500:]
+        assert all(float(value) > 0 for value in tenths.group(1).split(", ")), output[-1500:]
 
 
 def test_sql_floor_replays_the_statements_of_the_service_layer(services):
