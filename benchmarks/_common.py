@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,12 +261,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def backend_cpu_seconds(url: str, database: str) -> float:
-    """User + system CPU the PostgreSQL backends connected to `database` have used so far (Linux /proc; PostgreSQL
-    must run on this machine). A backend that disconnected before the second reading takes its CPU with it."""
+def backend_cpu_seconds(url: str, database: str, exclude: Collection[int] = ()) -> float:
+    """User + system CPU the PostgreSQL backends connected to `database` have used so far, but those whose process
+    ids are in `exclude` (Linux /proc; PostgreSQL must run on this machine). A backend that disconnected before the
+    second reading takes its CPU with it."""
     with psycopg.connect(_admin_conninfo(url), autocommit=True) as connection:
         pids = [row[0] for row in connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)) if row[0] not in exclude]
     return cpu_seconds(pids)
 
 
