@@ -342,21 +342,18 @@ class Client:
                 status, data, keep_alive = self._response()
                 break
             except OSError:
-                self._close()
+                self.close()
                 if attempt:
                     raise
         if not keep_alive:
-            self._close()
+            self.close()
         return status, (json.loads(data) if data else None)
-
-    def close(self) -> None:
-        self._close()
 
     def _connect(self) -> None:
         self.socket = socket.create_connection(("127.0.0.1", self.port), timeout=60)
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         if self.socket is not None:
             self.socket.close()
         self.socket, self.buffer = None, b""

@@ -273,10 +273,9 @@ def fresh_connection_sessions(engine):
     taking a new connection from the pool and giving it back at its end, none kept (bpm.adapters.kept_connections)."""
     from sqlalchemy.orm import sessionmaker
 
-    from bpm.adapters.db import LAZY_BEGIN
+    from bpm.adapters.unit_of_work import WRITING_OPTIONS
 
-    options = {"isolation_level": "AUTOCOMMIT", LAZY_BEGIN: True}
-    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False, autoflush=False)
+    return sessionmaker(bind=engine.execution_options(**WRITING_OPTIONS), expire_on_commit=False, autoflush=False)
 
 
 def _load_one_by_one(uow, task_id: str):

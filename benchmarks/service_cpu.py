@@ -56,27 +56,26 @@ def rollback_reads(layer: ServiceLayer):
 
 
 @contextmanager
+def writing_sessions(layer: ServiceLayer, factory):
+    """The layer's writing units of work take their sessions from `factory` meanwhile."""
+    saved = layer.context.sessions
+    layer.context.sessions = factory
+    try:
+        yield
+    finally:
+        layer.context.sessions = saved
+
+
 def eager_begin(layer: ServiceLayer):
     """The code before the lazy BEGIN: writing sessions on a transactional driver connection."""
     from sqlalchemy.orm import sessionmaker
 
-    saved = layer.context.sessions
-    layer.context.sessions = sessionmaker(bind=layer.context.engine, expire_on_commit=False, autoflush=False)
-    try:
-        yield
-    finally:
-        layer.context.sessions = saved
+    return writing_sessions(layer, sessionmaker(bind=layer.context.engine, expire_on_commit=False, autoflush=False))
 
 
-@contextmanager
 def fresh_connections(layer: ServiceLayer):
     """The code before kept connections: each writing unit of work takes a new connection from the pool."""
-    saved = layer.context.sessions
-    layer.context.sessions = fresh_connection_sessions(layer.context.engine)
-    try:
-        yield
-    finally:
-        layer.context.sessions = saved
+    return writing_sessions(layer, fresh_connection_sessions(layer.context.engine))
 
 
 @contextmanager

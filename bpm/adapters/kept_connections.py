@@ -147,12 +147,10 @@ def _discard(connection: Connection) -> None:
         connection.close()
 
 
-def _close_in_process(kept: list, pid: int) -> None:
-    if os.getpid() == pid:
-        _close(kept)
-
-
-def _close(kept: list[tuple[Connection, float, int]]) -> None:
+def _close_in_process(kept: list[tuple[Connection, float, int]], pid: int) -> None:
+    """The kept connections back to the pool, unless this is a forked child (they are its parent's)."""
+    if os.getpid() != pid:
+        return
     for connection, *_ in kept:
         with contextlib.suppress(Exception):  # a connection that is already broken: nothing left to do
             connection.close()

@@ -251,6 +251,10 @@ def current() -> UnitOfWork | None:
     return _current.get()
 
 
+# The execution options of writing sessions on PostgreSQL: the driver in autocommit, BEGIN sent lazily.
+WRITING_OPTIONS = {"isolation_level": "AUTOCOMMIT", LAZY_BEGIN: True}
+
+
 def session_factory(engine: Engine) -> sessionmaker | WritingSessions:
     """Sessions for units of work that write. On PostgreSQL their transaction is begun lazily: the driver runs in
     autocommit until the first statement that writes or takes a lock, and BEGIN is sent just before it
@@ -260,7 +264,7 @@ def session_factory(engine: Engine) -> sessionmaker | WritingSessions:
     when it starts, in a transaction or not; a SELECT that locks rows begins the transaction first. There, too,
     a session's connection is kept for the next unit of work (bpm.adapters.kept_connections)."""
     if engine.dialect.name == "postgresql":
-        return WritingSessions(engine, isolation_level="AUTOCOMMIT", **{LAZY_BEGIN: True})
+        return WritingSessions(engine, **WRITING_OPTIONS)
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 
